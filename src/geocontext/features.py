@@ -1,0 +1,188 @@
+"""The FEATURES folder contract, and fusing its modalities into one model input.
+
+FEATURES/{train,test}/ holds ids.npy (int64, N), image.npy and title.npy (float, N x D; an image row
+of NaN where the photo was missing) and meta.json (encoder, dim, normalized, ...).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+MODALITIES = ("image", "title", "location")
+SHORT = {"image": "img", "title": "txt", "location": "loc"}
+_CHUNK = 65_536  # rows fused at a time: bounds the temporaries to a few hundred MB
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    path: Path
+    ids: np.ndarray  # int64 (N,)
+    image: np.ndarray  # (N, D), memory-mapped
+    title: np.ndarray  # (N, D), memory-mapped
+    meta: dict
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def missing_images(self) -> np.ndarray:
+        """Rows whose photo could not be embedded (NaN rows), as a boolean mask."""
+        missing = np.zeros(len(self), dtype=bool)
+        for start in range(0, len(self), _CHUNK):
+            missing[start:start + _CHUNK] = np.isnan(self.image[start:start + _CHUNK, 0])
+        return missing
+
+
+def save_features(folder: str | Path, split: str, ids, image, title, meta: dict) -> Path:
+    """Write one split atomically: into a temporary folder first, renamed into place when complete."""
+    ids = np.asarray(ids, dtype=np.int64)
+    image, title = np.asarray(image), np.asarray(title)
+    if image.shape != (len(ids), image.shape[1]) or title.shape[0] != len(ids) or image.ndim != 2 or title.ndim != 2:
+        raise ValueError(f"image {image.shape} and title {title.shape} must both have {len(ids)} rows")
+    target = Path(folder) / split
+    tmp = Path(folder) / f".{split}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    np.save(tmp / "ids.npy", ids)
+    np.save(tmp / "image.npy", image)
+    np.save(tmp / "title.npy", title)
+    meta = {"dim": int(image.shape[1]), "normalized": False, **meta, "rows": len(ids)}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def load_features(folder: str | Path, split: str) -> FeatureSet:
+    """Open one split (arrays memory-mapped) and check it against the contract."""
+    path = Path(folder) / split
+    for name in ("ids.npy", "image.npy", "title.npy", "meta.json"):
+        if not (path / name).exists():
+            raise DataError(f"{path / name}: missing (FEATURES/{split}/ needs ids.npy, image.npy, title.npy, meta.json)")
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path / 'meta.json'}: not valid JSON ({exc})") from exc
+    ids = np.load(path / "ids.npy")
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise DataError(f"{path / 'ids.npy'}: expected a 1-D integer array, got {ids.dtype} {ids.shape}")
+    ids = ids.astype(np.int64, copy=False)
+    uniq, counts = np.unique(ids, return_counts=True)
+    if len(uniq) != len(ids):
+        raise DataError(f"{path / 'ids.npy'}: gridimage_id {uniq[counts > 1][0]} appears more than once")
+    arrays = {}
+    for name in ("image", "title"):
+        arr = np.load(path / f"{name}.npy", mmap_mode="r")
+        if arr.ndim != 2 or arr.shape[0] != len(ids) or not np.issubdtype(arr.dtype, np.floating):
+            raise DataError(f"{path / (name + '.npy')}: expected a float array of {len(ids)} rows x dim, got {arr.dtype} {arr.shape}")
+        if "dim" in meta and arr.shape[1] != meta["dim"]:
+            raise DataError(f"{path / (name + '.npy')}: {arr.shape[1]} columns but meta.json says dim {meta['dim']}")
+        arrays[name] = arr
+    return FeatureSet(path, ids, arrays["image"], arrays["title"], meta)
+
+
+def align(features: FeatureSet, ids: np.ndarray, source: str) -> np.ndarray:
+    """Row index into `features` for each of `ids`; every id must be there."""
+    order = np.argsort(features.ids)
+    pos = np.searchsorted(features.ids, ids, sorter=order)
+    pos = np.minimum(pos, len(order) - 1) if len(order) else pos
+    found = (features.ids[order[pos]] == ids) if len(order) else np.zeros(len(ids), dtype=bool)
+    if not found.all():
+        missing = ids[~found]
+        raise DataError(
+            f"{features.path}: {len(missing)} gridimage_id(s) listed in {source} have no features,"
+            f" e.g. {', '.join(map(str, missing[:5]))}; re-run `geocontext embed` for them"
+        )
+    return order[pos]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How the modalities become one input row, in the order image, title, location.
+
+    unknown="flag" adds a 0/1 column after the image block (photo missing) and after the location
+    block (square unknown), so the head can tell "unknown" from a real value. unknown="zero" is the
+    published convention: zeros and nothing else.
+    """
+
+    modalities: tuple[str, ...] = MODALITIES
+    l2_normalize: bool = True
+    unknown: str = "flag"
+
+    def __post_init__(self):
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        if not self.modalities or any(m not in MODALITIES for m in self.modalities):
+            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
+        if tuple(m for m in MODALITIES if m in self.modalities) != self.modalities:
+            raise ValueError(f"modalities must keep the order {MODALITIES}, got {self.modalities}")
+        if self.unknown not in ("flag", "zero"):
+            raise ValueError(f"unknown must be 'flag' or 'zero', got {self.unknown!r}")
+
+    @property
+    def name(self) -> str:
+        return "-".join(SHORT[m] for m in self.modalities)
+
+    def dim(self, embed_dim: int) -> int:
+        flag = self.unknown == "flag"
+        sizes = {"image": embed_dim + flag, "title": embed_dim, "location": 2 + flag}
+        return sum(sizes[m] for m in self.modalities)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureSpec":
+        return cls(**d)
+
+
+def _take(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """array[rows] as float32, reading a memory map in ascending row order (sequential disk access)."""
+    order = np.argsort(rows, kind="stable")
+    taken = np.asarray(array[rows[order]], dtype=np.float32)
+    out = np.empty_like(taken)
+    out[order] = taken
+    return out
+
+
+def _l2(block: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(block, axis=1, keepdims=True)
+    return block / np.maximum(norm, 1e-12)
+
+
+def fuse(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
+         dtype=np.float32) -> np.ndarray:
+    """The model input for `features` rows `rows` (their order), built chunk by chunk.
+
+    `location` is (len(rows), 2) normalised lat/lon with NaN where the square is unknown."""
+    embed_dim = features.image.shape[1]
+    out = np.empty((len(rows), spec.dim(embed_dim)), dtype=dtype)
+    flag = spec.unknown == "flag"
+    for start in range(0, len(rows), _CHUNK):
+        sel = rows[start:start + _CHUNK]
+        blocks = []
+        if "image" in spec.modalities:
+            img = _take(features.image, sel)
+            missing = np.isnan(img).any(axis=1)
+            img[missing] = 0.0
+            blocks.append(_l2(img) if spec.l2_normalize else img)
+            if flag:
+                blocks.append(missing[:, None].astype(np.float32))
+        if "title" in spec.modalities:
+            txt = _take(features.title, sel)
+            blocks.append(_l2(txt) if spec.l2_normalize else txt)
+        if "location" in spec.modalities:
+            loc = np.asarray(location[start:start + _CHUNK], dtype=np.float32)
+            unknown = np.isnan(loc).any(axis=1)
+            blocks.append(np.where(unknown[:, None], 0.0, loc))
+            if flag:
+                blocks.append(unknown[:, None].astype(np.float32))
+        out[start:start + len(sel)] = np.concatenate(blocks, axis=1)
+    return out

@@ -1,0 +1,71 @@
+"""Tagging heads: a linear layer or the published MLP, behind a fixed per-column standardisation."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+HEADS = ("linear", "mlp")
+
+
+def build_head(kind: str, in_dim: int, n_tags: int, hidden: int = 256, dropout: float = 0.5) -> nn.Module:
+    """`linear`: nn.Linear(in_dim, n_tags). `mlp`: Linear-ReLU-Dropout-Linear, the published layout
+    (its state dict keys 0.* and 3.* match the published heads)."""
+    if kind == "linear":
+        return nn.Linear(in_dim, n_tags)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_tags))
+    raise ValueError(f"unknown head {kind!r}; expected one of {HEADS}")
+
+
+class Standardizer:
+    """Per-column mean and standard deviation of training rows; applied in place, chunk by chunk."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+
+    @classmethod
+    def identity(cls, dim: int) -> "Standardizer":
+        return cls(np.zeros(dim), np.ones(dim))
+
+    @classmethod
+    def fit(cls, x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 65_536) -> "Standardizer":
+        rows = np.arange(len(x)) if rows is None else rows
+        total = np.zeros(x.shape[1])
+        total_sq = np.zeros(x.shape[1])
+        for start in range(0, len(rows), chunk):
+            block = x[rows[start:start + chunk]].astype(np.float64)
+            total += block.sum(axis=0)
+            total_sq += np.square(block).sum(axis=0)
+        mean = total / max(len(rows), 1)
+        std = np.sqrt(np.maximum(total_sq / max(len(rows), 1) - mean**2, 0.0))
+        return cls(mean, np.where(std > 1e-6, std, 1.0))  # constant columns (e.g. an all-zero flag) pass through
+
+    def transform_(self, x: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+        for start in range(0, len(x), chunk):
+            x[start:start + chunk] -= self.mean
+            x[start:start + chunk] /= self.std
+        return x
+
+    def state(self) -> dict:
+        return {"mean": torch.from_numpy(self.mean.copy()), "std": torch.from_numpy(self.std.copy())}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Standardizer":
+        return cls(state["mean"].numpy(), state["std"].numpy())
+
+
+@torch.inference_mode()
+def predict_proba(head: nn.Module, x, batch_size: int = 65_536) -> np.ndarray:
+    """Sigmoid outputs in float32 for a (standardised) input matrix, batch by batch, in eval mode."""
+    head.eval()
+    x = torch.as_tensor(x)
+    out = np.empty((len(x), _n_out(head)), dtype=np.float32)
+    for start in range(0, len(x), batch_size):
+        out[start:start + batch_size] = torch.sigmoid(head(x[start:start + batch_size].float())).numpy()
+    return out
+
+
+def _n_out(head: nn.Module) -> int:
+    return [m for m in head.modules() if isinstance(m, nn.Linear)][-1].out_features

@@ -1,0 +1,67 @@
+"""A trained variant: how its input is fused, the standardiser fitted on training rows, and its head.
+
+Saved as a folder: model.pt (tensors only, loads with weights_only=True) and variant.json."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import DataError
+from .features import FeatureSet, FeatureSpec, fuse
+from .heads import Standardizer, build_head, predict_proba
+
+
+@dataclass
+class Variant:
+    name: str
+    features: FeatureSpec
+    head_kind: str
+    head: nn.Module
+    scaler: Standardizer
+    columns: tuple[str, ...]
+    hidden: int = 256
+    dropout: float = 0.5
+    info: dict = field(default_factory=dict)  # training config, history, scores: carried, not used
+
+    @property
+    def in_dim(self) -> int:
+        return len(self.scaler.mean)
+
+    def predict_proba(self, features: FeatureSet, rows: np.ndarray, location: np.ndarray) -> np.ndarray:
+        x = fuse(self.features, features, rows, location)
+        if x.shape[1] != self.in_dim:
+            raise DataError(f"{features.path}: variant {self.name!r} expects {self.in_dim} inputs"
+                            f" ({self.features.name}), the features give {x.shape[1]} (embedding dim {features.image.shape[1]})")
+        return predict_proba(self.head, self.scaler.transform_(x))
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({"head": self.head.state_dict(), "scaler": self.scaler.state()}, folder / "model.pt")
+        spec = {"name": self.name, "features": self.features.to_dict(), "head": self.head_kind,
+                "hidden": self.hidden, "dropout": self.dropout, "in_dim": self.in_dim,
+                "columns": list(self.columns), **self.info}
+        (folder / "variant.json").write_text(json.dumps(spec, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Variant":
+        folder = Path(folder)
+        try:
+            spec = json.loads((folder / "variant.json").read_text())
+            state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        except (OSError, json.JSONDecodeError, RuntimeError) as exc:
+            raise DataError(f"{folder}: not a readable variant folder ({exc})") from exc
+        head = build_head(spec["head"], spec["in_dim"], len(spec["columns"]), spec["hidden"], spec["dropout"])
+        head.load_state_dict(state["head"])
+        head.eval()
+        info = {k: v for k, v in spec.items()
+                if k not in ("name", "features", "head", "hidden", "dropout", "in_dim", "columns")}
+        return cls(spec["name"], FeatureSpec.from_dict(spec["features"]), spec["head"], head,
+                   Standardizer.from_state(state["scaler"]), tuple(spec["columns"]), spec["hidden"],
+                   spec["dropout"], info)

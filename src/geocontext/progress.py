@@ -1,0 +1,13 @@
+"""Progress bars for long steps: shown on a terminal, silent in logs unless GEOCONTEXT_PROGRESS=1."""
+from __future__ import annotations
+
+import os
+import sys
+
+from tqdm.auto import tqdm
+
+
+def progress(iterable=None, **kwargs):
+    setting = os.environ.get("GEOCONTEXT_PROGRESS", "")
+    disable = {"1": False, "0": True}.get(setting, not sys.stderr.isatty())
+    return tqdm(iterable, disable=disable, dynamic_ncols=True, **kwargs)

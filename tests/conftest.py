@@ -1,0 +1,36 @@
+"""Shared fixtures: a small synthetic competition (built once per session) and access to ../shared."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GEOCONTEXT_PROGRESS", "0")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared/data, or skip the test saying what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not found: ../shared/data (real competition files and published models) is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    """A DATA folder in the competition's layout: 240 train + 60 test photos, JPEGs, metadata, solution."""
+    from geocontext.demo import build_dataset
+
+    return build_dataset(tmp_path_factory.mktemp("demo") / "data", n_train=240, n_test=60, seed=3)
+
+
+@pytest.fixture(scope="session")
+def demo_features(demo_data, tmp_path_factory) -> Path:
+    """Synthetic FEATURES for `demo_data` (fast; the embedding tests cover the real encoder)."""
+    from geocontext.synth import write_feature_folder
+
+    return write_feature_folder(demo_data, tmp_path_factory.mktemp("features") / "features", seed=3, dim=32)
