@@ -1,0 +1,73 @@
+"""Photos and titles as a torch Dataset, so JPEG decoding and tokenizing run in DataLoader worker processes.
+
+A photo that is missing or cannot be decoded yields a zero image and the reason; it never stops the run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+
+def read_photo(path: str, preprocess) -> tuple[torch.Tensor | None, str]:
+    """(preprocessed image, "") or (None, why it could not be read)."""
+    try:
+        with Image.open(path) as img:
+            return preprocess(img.convert("RGB")), ""
+    except FileNotFoundError:
+        return None, "missing file"
+    except Exception as exc:  # truncated or corrupt JPEGs raise OSError, others ValueError, SyntaxError...
+        return None, f"unreadable: {type(exc).__name__}: {exc}"
+
+
+@dataclass
+class Batch:
+    positions: torch.Tensor  # int64 (B,): rows of the dataset
+    images: torch.Tensor  # (B, 3, H, W); zeros where `reasons` is non-empty
+    reasons: list[str]  # "" where the photo was read
+    tokens: torch.Tensor  # int64 (B, context_length)
+
+    def pin_memory(self) -> "Batch":  # DataLoader(pin_memory=True) calls this on custom batches
+        return Batch(self.positions.pin_memory(), self.images.pin_memory(), self.reasons, self.tokens.pin_memory())
+
+
+class PhotoDataset(Dataset):
+    """Item i: photo `paths[i]` through the model's preprocessing and `titles[i]` through its tokenizer."""
+
+    def __init__(self, paths: list[str], titles: list[str], preprocess, tokenizer):
+        if len(paths) != len(titles):
+            raise ValueError(f"{len(paths)} photo paths but {len(titles)} titles")
+        self.paths, self.titles = paths, titles
+        self.preprocess, self.tokenizer = preprocess, tokenizer
+        self.image_shape = tuple(preprocess(Image.new("RGB", (8, 8))).shape)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        image, reason = read_photo(self.paths[i], self.preprocess)
+        if image is None:
+            image = torch.zeros(self.image_shape)
+        tokens = self.tokenizer([self.titles[i]])[0]
+        return i, image, reason, tokens
+
+
+def collate(items) -> Batch:
+    positions, images, reasons, tokens = zip(*items)
+    return Batch(torch.tensor(positions, dtype=torch.int64), torch.stack(images), list(reasons), torch.stack(tokens))
+
+
+def batches_within(ranges: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Consecutive batches of at most `batch_size` rows that never cross a (start, stop) range's border,
+    so each chunk is computed the same way whichever run, resumed or sharded, computes it."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    return [list(range(b, min(b + batch_size, stop))) for start, stop in ranges for b in range(start, stop, batch_size)]
+
+
+def photo_loader(dataset: PhotoDataset, batches: list[list[int]], workers: int, pin_memory: bool) -> DataLoader:
+    """Batches in the order given; workers decode ahead of the model (a few batches each)."""
+    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
+                      pin_memory=pin_memory, prefetch_factor=4 if workers else None)
