@@ -124,7 +124,7 @@ def run(data_dir, features_dir, out_dir, config: RunConfig | None = None) -> dic
         del tensors, x_holdout32, x_test
 
     t = time.perf_counter()
-    choice, candidates = choose(holdout_probs, y_holdout, labels.ids[holdout], out, config)
+    choice, candidates = choose(holdout_probs, y_holdout, labels.ids[holdout], labels.y[fit_rows], config.decode, out)
     final_tags = choice.decode([test_probs[m] for m in choice.members])
     submission = write_submission(out / "submission.csv.zip", test_ids, final_tags, labels.columns, test_ids)
     timings["decode"] = time.perf_counter() - t
@@ -163,7 +163,7 @@ def load_run(run_dir) -> tuple[dict, dict[str, Variant], Choice]:
     if not path.exists():
         raise DataError(f"{run_dir}: no run.json; is this the OUT folder of a finished `geocontext run`?")
     info = json.loads(path.read_text())
-    choice = Choice.from_dict(info["final"], run_dir)
+    choice = Choice.from_dict(info["final"], len(info["columns"]))
     variants = {name: Variant.load(run_dir / "variants" / name) for name in choice.members}
     return info, variants, choice
 
