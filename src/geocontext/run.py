@@ -25,6 +25,7 @@ from .decode import ThresholdDecoder
 from .heads import Standardizer, predict_proba
 from .metrics import scores
 from .model import Variant
+from .report import write_report
 from .select import Choice, choose
 from .split import holdout_mask
 from .tune import fingerprint
@@ -197,8 +198,8 @@ def finish(prep: Prepared, out: Path, holdout_probs: dict, test_probs: dict, var
            config: RunConfig, timings: dict, start: float) -> dict:
     """Choose the final combination and decoder honestly, write submission, run.json and report.json."""
     t = time.perf_counter()
-    choice, candidates = choose(holdout_probs, prep.y_holdout, prep.labels.ids[prep.holdout],
-                                prep.labels.y[prep.fit_rows], config.decode, out)
+    choice, candidates, predicted = choose(holdout_probs, prep.y_holdout, prep.labels.ids[prep.holdout],
+                                           prep.labels.y[prep.fit_rows], config.decode, out)
     final_tags = choice.decode([test_probs[m] for m in choice.members])
     submission = write_submission(out / "submission.csv.zip", prep.test_ids, final_tags, prep.labels.columns,
                                   prep.test_ids)
@@ -218,6 +219,8 @@ def finish(prep: Prepared, out: Path, holdout_probs: dict, test_probs: dict, var
         "submission": str(submission),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
+    write_report(out, report, choice, prep.y_holdout, predicted, list(prep.labels.columns),
+                 data.read_tag_names(prep.data_dir))
     _say(f"final: {choice.name}, hold-out exact match {candidates[choice.name]['exact_match']:.4f} (cross-fitted)")
     _say(f"submission: {submission}")
     return report
