@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +150,18 @@ def test_credential_source_names_where_never_what(tmp_path):
     (config / "kaggle.json").write_text("{}")
     assert kaggle_cli.credential_source({"HOME": str(tmp_path), "KAGGLE_CONFIG_DIR": str(config)}) \
         == str(config / "kaggle.json")
+
+
+def test_push_refuses_a_kernel_whose_verb_this_checkout_lacks(tmp_path, monkeypatch, capsys):
+    kernels = tmp_path / "kernels"
+    shutil.copytree(REPO / "kernels" / "train", kernels / "later")
+    entry = kernels / "later" / "train.py"
+    entry.write_text(entry.read_text().replace('VERB = "run"', 'VERB = "not-yet"'))
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "fake")  # credentials present: the verb is what stops it
+    assert main(["kernels", "push", "later", "--kernels", str(kernels), "--out", str(tmp_path / "out"),
+                 "--username", USER]) == 2
+    assert "drives `geocontext not-yet`, which this checkout does not have yet" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_cli_is_explained(monkeypatch):

@@ -183,6 +183,9 @@ def test_rendered_train_kernel_runs_locally_against_a_data_folder(rendered, demo
     assert (f"$ geocontext run --data {demo_data} --features {demo_features} --out {tmp_path / 'out' / 'run'}"
             f" --seed 7\n") in result.stdout
     assert not (tmp_path / "out").exists()
+    result = run_isolated(Path(script), ["--data", str(demo_data), "--features", str(demo_features), "--work", "x",
+                                         "--dry-run"], env)
+    assert result.returncode == 0 and "--out work/kernels/train/run --work x\n" in result.stdout  # not --working
 
 
 def test_rendered_embed_kernel_finds_its_data(rendered, kaggle_input, tmp_path):

@@ -53,4 +53,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(kernel.main_guard(main))
+    kernel.run(main)

@@ -10,7 +10,6 @@ Writes /kaggle/working/run/ (report.json, run.json, the trained variants) and
 Locally: python build/kernels/train/train.py --data DATA --features FEATURES [--working OUT]
 """
 import shutil
-import sys
 
 from geocontext import kernel_runtime as kernel
 
@@ -34,4 +33,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(kernel.main_guard(main))
+    kernel.run(main)

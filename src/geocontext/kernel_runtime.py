@@ -82,7 +82,9 @@ class KernelPaths:
 
 def argument_parser(description: str | None, features: bool) -> argparse.ArgumentParser:
     """The options every kernel shares; arguments it does not know are passed on to its verb."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # No abbreviations: `--work` meant for a verb must not be taken for this parser's `--working`.
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--input", type=Path, help=f"where attached inputs are searched (default: ${ENV['input']},"
                         f" else {KAGGLE_INPUT} when it exists)")
     parser.add_argument("--working", type=Path, help=f"folder the kernel writes (default: ${ENV['working']}, else"
@@ -159,3 +161,11 @@ def main_guard(main) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def run(main) -> None:
+    """A kernel's last line: a failure exits with its code; success simply returns (a runner that
+    executes scripts inside IPython would show SystemExit(0) as an error)."""
+    rc = main_guard(main)
+    if rc:
+        raise SystemExit(rc)
