@@ -35,6 +35,15 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _leaderboard(args) -> int:
+    from .leaderboard import collect, format_table
+
+    rows = collect(args.runs)
+    rows = [r for r in rows if r["final"]] if args.final else rows
+    print(json.dumps(rows[: args.top], indent=2) if args.json else format_table(rows[: args.top]))
+    return 0
+
+
 def _demo(args) -> int:
     from .demo import main as demo
 
@@ -70,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submission", required=True, type=Path, help="submission .csv.zip or .csv")
     p.add_argument("--solution", required=True, type=Path, help="solution CSV: gridimage_id, tag columns, optional Usage")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("leaderboard", help="rank the candidates of run folders by honest hold-out exact match")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folders (OUT of `run`)")
+    p.add_argument("--top", type=int, default=30, help="rows to show (default: 30)")
+    p.add_argument("--final", action="store_true", help="only each run's final choice")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_leaderboard)
 
     _add_kaggle_verbs(sub)
 

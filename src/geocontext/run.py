@@ -162,8 +162,9 @@ def _reuse(folder: Path, vc, prep: Prepared, holdout_probs: dict, test_probs: di
     """A variant already trained in this folder on the same inputs with the same settings is kept."""
     try:
         spec = json.loads((folder / "variant.json").read_text())
-        same = (spec.get("fingerprint") == prep.fingerprint and spec.get("train") == vc.train.to_dict()
-                and spec.get("features") == vc.features.to_dict())
+        wanted = json.loads(json.dumps({"train": vc.train.to_dict(), "features": vc.features.to_dict()}))
+        same = (spec.get("fingerprint") == prep.fingerprint and spec.get("train") == wanted["train"]
+                and spec.get("features") == wanted["features"])
         if not same:
             return False
         holdout_probs[vc.name] = np.load(folder / "holdout_probs.npy")
@@ -178,10 +179,17 @@ def _reuse(folder: Path, vc, prep: Prepared, holdout_probs: dict, test_probs: di
 def add_members(prep: Prepared, runs, out: Path, holdout_probs: dict, test_probs: dict, reports: dict) -> None:
     """Bring the variants of other run folders (e.g. imported published heads) into this run as ensemble
     members: copied into OUT/variants/ so the run stays self-contained, scored on this run's hold-out."""
+    ours = np.sort(prep.labels.ids[prep.holdout])
     for run_dir in runs:
-        info = json.loads(_run_json(run_dir).read_text())
-        for name in info["final"]["members"]:
-            variant = Variant.load(Path(run_dir) / "variants" / name)
+        _run_json(run_dir)  # a finished run, not any folder
+        split = Path(run_dir) / "split.npz"
+        same_split = split.exists() and np.array_equal(np.sort(np.load(split)["holdout_ids"]), ours)
+        if not same_split:
+            _say(f"warning: {run_dir} was not trained with this run's hold-out split; its members may have seen"
+                 " hold-out photos in training, so their hold-out scores (and ensemble weights) can be optimistic")
+        for folder in sorted(p for p in (Path(run_dir) / "variants").iterdir() if (p / "variant.json").exists()):
+            variant = Variant.load(folder)
+            name = variant.name
             if tuple(variant.columns) != tuple(prep.labels.columns):
                 raise DataError(f"{run_dir}: variant {name!r} predicts other tag columns than train.csv")
             variant.name = name if name not in holdout_probs else f"{Path(run_dir).name}-{name}"
@@ -189,7 +197,8 @@ def add_members(prep: Prepared, runs, out: Path, holdout_probs: dict, test_probs
                                             prep.train.location[prep.holdout])
             test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location)
             at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
-            save_member(out, variant, holdout, test, {"holdout_at_0.5": at_half, "from": str(run_dir)},
+            save_member(out, variant, holdout, test,
+                        {"holdout_at_0.5": at_half, "from": str(run_dir), "same_holdout_split": bool(same_split)},
                         holdout_probs, test_probs, reports)
             _say(f"  {variant.name} (from {run_dir}): hold-out exact match {at_half['exact_match']:.4f} at 0.5")
 
