@@ -76,6 +76,11 @@ class Prepared:
     fingerprint: str  # of labels, split and features: a saved variant is reused only when it matches
 
     @property
+    def split_key(self) -> str:
+        """Names the hold-out split; a variant trained with another split may have seen hold-out photos."""
+        return fingerprint(np.sort(self.labels.ids[self.holdout]))
+
+    @property
     def y_holdout(self) -> np.ndarray:
         return self.labels.y[self.holdout]
 
@@ -134,7 +139,8 @@ def train_variants(prep: Prepared, config: RunConfig, out: Path, timings: dict):
             variant = Variant(vc.name, spec, vc.train.head, result.head, scaler, prep.labels.columns,
                               vc.train.hidden, vc.train.dropout,
                               info={"train": vc.train.to_dict(), "best_epoch": result.best_epoch,
-                                    "history": result.history, "fingerprint": prep.fingerprint})
+                                    "history": result.history, "fingerprint": prep.fingerprint,
+                                    "holdout_split": prep.split_key})
             at_half = scores(y_holdout, ThresholdDecoder(0.5).decode(predict_proba(variant.head, x_holdout)),
                              prep.labels.columns)
             report = {"holdout_at_0.5": at_half, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
@@ -179,26 +185,24 @@ def _reuse(folder: Path, vc, prep: Prepared, holdout_probs: dict, test_probs: di
 def add_members(prep: Prepared, runs, out: Path, holdout_probs: dict, test_probs: dict, reports: dict) -> None:
     """Bring the variants of other run folders (e.g. imported published heads) into this run as ensemble
     members: copied into OUT/variants/ so the run stays self-contained, scored on this run's hold-out."""
-    ours = np.sort(prep.labels.ids[prep.holdout])
     for run_dir in runs:
         _run_json(run_dir)  # a finished run, not any folder
-        split = Path(run_dir) / "split.npz"
-        same_split = split.exists() and np.array_equal(np.sort(np.load(split)["holdout_ids"]), ours)
-        if not same_split:
-            _say(f"warning: {run_dir} was not trained with this run's hold-out split; its members may have seen"
-                 " hold-out photos in training, so their hold-out scores (and ensemble weights) can be optimistic")
         for folder in sorted(p for p in (Path(run_dir) / "variants").iterdir() if (p / "variant.json").exists()):
             variant = Variant.load(folder)
             name = variant.name
             if tuple(variant.columns) != tuple(prep.labels.columns):
                 raise DataError(f"{run_dir}: variant {name!r} predicts other tag columns than train.csv")
             variant.name = name if name not in holdout_probs else f"{Path(run_dir).name}-{name}"
+            same_split = variant.info.get("holdout_split") == prep.split_key
+            if not same_split:
+                _say(f"warning: {variant.name} was not trained with this run's hold-out split; it may have seen"
+                     " hold-out photos, so its hold-out scores (and ensemble weight) can be optimistic")
             holdout = variant.predict_proba(prep.train.features, prep.train.rows[prep.holdout],
                                             prep.train.location[prep.holdout])
             test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location)
             at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
             save_member(out, variant, holdout, test,
-                        {"holdout_at_0.5": at_half, "from": str(run_dir), "same_holdout_split": bool(same_split)},
+                        {"holdout_at_0.5": at_half, "from": str(run_dir), "same_holdout_split": same_split},
                         holdout_probs, test_probs, reports)
             _say(f"  {variant.name} (from {run_dir}): hold-out exact match {at_half['exact_match']:.4f} at 0.5")
 
