@@ -8,6 +8,7 @@ Labels and locations follow `synth`; each tag paints its own coloured patch, so 
 from __future__ import annotations
 
 import csv
+import shutil
 import time
 from pathlib import Path
 
@@ -94,15 +95,21 @@ def build_dataset(folder: str | Path, n_train: int = 800, n_test: int = 200, see
 
 def main(work: str | Path, n_train: int = 800, n_test: int = 200, seed: int = 0) -> dict:
     """Build the dataset, embed it, run the kit, score the submission like the leaderboard."""
+    from .embed import EmbedConfig, embed
+    from .encoder import EncoderConfig
     from .evaluate import evaluate
     from .run import run
-    from .synth import write_feature_folder
 
     work = Path(work)
     start = time.perf_counter()
     data_dir = build_dataset(work / "data", n_train, n_test, seed)
     print(f"demo data: {data_dir} ({n_train} train + {n_test} test photos)", flush=True)
-    features_dir = write_feature_folder(data_dir, work / "features", seed)
+    # The real embedding stage on the demo's JPEGs and titles. No pretrained weights can be assumed here,
+    # so ViT-B-32 runs with random ones: the photos' colour patches and the titles' words still come through.
+    features_dir = work / "features"
+    shutil.rmtree(features_dir, ignore_errors=True)  # chunks of an earlier demo may be for other ids
+    embed(data_dir, features_dir, config=EmbedConfig(EncoderConfig("ViT-B-32", random_weights=True, seed=seed)))
+    print(f"embedding done after {time.perf_counter() - start:.0f} s", flush=True)
     run(data_dir, features_dir, work / "run")
     score = evaluate(work / "run" / "submission.csv.zip", data_dir / "solution.csv")
     print(f"local leaderboard: exact match {score['exact_match']:.4f} (public {score.get('public', float('nan')):.4f},"

@@ -210,10 +210,9 @@ def merge_split(data_dir, out, split: str, inputs: list) -> Path:
         if clash:
             raise DataError(f"{store.root} and {first_store.root} cannot be merged: {store.root} has {clash}")
     plan = Plan(split, ids, manifest["chunk_size"])
-    clash = mismatch(manifest, plan.manifest(manifest["encoder"], manifest["identity"]))
-    if clash:
-        raise DataError(f"{first_store.root}: made for {clash.replace('another id list', 'an id list')}, but"
-                        f" {source} in {data_dir} lists {len(ids)}; re-run `geocontext embed` for {split}")
+    if mismatch(manifest, plan.manifest(manifest["encoder"], manifest["identity"])):
+        raise DataError(f"{first_store.root}: chunks made for another id list ({manifest['rows']} ids) than"
+                        f" {source} in {data_dir} ({len(ids)} ids); re-run `geocontext embed --split {split}`")
     where = {}
     for store, _ in stores:
         for k in store.done():

@@ -1,0 +1,1 @@
+"""Benchmarks: each compares our path with a baseline on the same data and machine, in the same run."""

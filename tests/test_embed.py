@@ -1,0 +1,288 @@
+"""The embedding stage on real open_clip code paths: generated JPEGs and titles, a tiny open_clip model
+registered from a config file (fast), weights from checkpoint files the tests write, ViT-B-32 once."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from geocontext.chunks import Plan
+from geocontext.cli import main
+from geocontext.data import image_path, read_ids
+from geocontext.embed import EmbedConfig, embed, merge
+from geocontext.encoder import EncoderConfig, WeightsError, encode_text_trimmed, load_encoder
+from geocontext.errors import DataError
+from geocontext.features import load_features
+from geocontext.photos import batches_within
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TINY = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+LONG_TITLE = "Stone wall beside the old drove road above the valley " * 12  # far past 77 tokens
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    """Path of a tiny open_clip model config (`--model` accepts a .json config)."""
+    path = tmp_path_factory.mktemp("model") / "gc-tiny.json"
+    path.write_text(json.dumps(TINY))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """20 train + 8 test photos; one test photo missing, one truncated (build_dataset does that), one long
+    title, one photo without a metadata row (so no title)."""
+    from geocontext.demo import build_dataset
+
+    folder = build_dataset(tmp_path_factory.mktemp("embed") / "data", n_train=20, n_test=8, seed=5)
+    ids = read_ids(folder / "train.csv")
+    lines = (folder / "metadata.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    out = []
+    for line in lines:
+        if line.startswith(f"{ids[3]},"):
+            continue  # no metadata row: the title embeds as ''
+        if line.startswith(f"{ids[5]},"):
+            row = next(csv.reader([line]))
+            row[1] = LONG_TITLE
+            line = ",".join(f'"{v}"' for v in row) + "\n"
+        out.append(line)
+    (folder / "metadata.csv").write_text("".join(out), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny, tmp_path_factory):
+    """A tiny model built directly with open_clip, and its weights saved as a checkpoint file."""
+    import open_clip
+
+    open_clip.add_model_config(tiny)
+    torch.manual_seed(123)
+    model, _, preprocess = open_clip.create_model_and_transforms("gc-tiny")
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, path)  # DDP-style file
+    return path, model.eval(), preprocess, open_clip.get_tokenizer("gc-tiny")
+
+
+def config(tiny, **kw) -> EmbedConfig:
+    enc = {k: kw.pop(k) for k in ("pretrained", "random_weights", "precision", "seed") if k in kw}
+    enc.setdefault("random_weights", "pretrained" not in enc)
+    kw.setdefault("workers", 0)
+    return EmbedConfig(EncoderConfig(model=tiny, **enc), **kw)
+
+
+def arrays(folder, split):
+    fs = load_features(folder, split)
+    return fs.ids.copy(), np.array(fs.image), np.array(fs.title), fs.meta
+
+
+def test_features_match_open_clip_one_photo_at_a_time(data_dir, tiny, checkpoint, tmp_path):
+    """Batched, chunked, worker-decoded features equal open_clip's own API applied photo by photo."""
+    path, model, preprocess, tokenizer = checkpoint
+    from PIL import Image
+
+    cfg = config(tiny, pretrained=str(path), precision="fp32", batch_size=3, chunk_size=7, workers=2)
+    embed(data_dir, tmp_path, config=cfg)
+    for split in ("train", "test"):
+        ids, image, title, meta = arrays(tmp_path, split)
+        np.testing.assert_array_equal(ids, read_ids(data_dir / f"{split}.csv"))
+        titles = {int(r[0]): r[1] for r in csv.reader(open(data_dir / "metadata.csv", encoding="utf-8")) if r[0].isdigit()}
+        with torch.inference_mode():
+            for i, gid in enumerate(ids):
+                p = image_path(data_dir, split, int(gid))
+                try:
+                    want = model.encode_image(preprocess(Image.open(p).convert("RGB"))[None])[0].numpy()
+                except (OSError, FileNotFoundError):
+                    assert np.isnan(image[i]).all()
+                else:
+                    np.testing.assert_allclose(image[i], want, rtol=1e-4, atol=1e-5)
+                want = model.encode_text(tokenizer([titles.get(int(gid), "")]))[0].numpy()
+                np.testing.assert_allclose(title[i], want, rtol=1e-4, atol=1e-5)
+        assert meta["dim"] == 32 and meta["normalized"] is False and meta["random_weights"] is False
+        assert meta["weights"].startswith("file:") and meta["pretrained"] == str(path.resolve())
+    _, _, _, meta = arrays(tmp_path, "test")
+    assert meta["missing_photo_count"] == 2
+    reasons = {m["reason"].split(":")[0] for m in meta["missing_photos"]}
+    assert reasons == {"missing file", "unreadable"}
+    test_ids = read_ids(data_dir / "test.csv")
+    assert {m["gridimage_id"] for m in meta["missing_photos"]} == {int(test_ids[-1]), int(test_ids[-2])}
+    _, _, _, meta = arrays(tmp_path, "train")
+    assert meta["titles"]["no_metadata_row"] == 1 and meta["titles"]["at_context_limit"] >= 1
+
+
+def test_trimmed_titles_equal_full_context(checkpoint):
+    _, model, _, tokenizer = checkpoint
+    tokens = tokenizer(["a church", "", "Loch Ness from the castle at dusk", LONG_TITLE])
+    with torch.inference_mode():
+        for rows in ([0, 1, 2], [0, 1, 2, 3]):  # without and with a title that fills the context
+            np.testing.assert_allclose(encode_text_trimmed(model, tokens[rows]), model.encode_text(tokens[rows]),
+                                       rtol=1e-5, atol=1e-6)
+
+
+class Payload:  # in a checkpoint, anything beyond tensors and containers must not be unpickled
+    pass
+
+
+def test_bad_checkpoints_are_refused_with_the_file_named(tiny, tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"weight": torch.zeros(1), "x": Payload()}, evil)
+    with pytest.raises(WeightsError, match=r"evil\.pt.*weights_only=True"):
+        load_encoder(EncoderConfig(model=tiny, pretrained=str(evil)))
+    other = tmp_path / "other.pt"
+    torch.save({"visual.conv1.weight": torch.zeros(3)}, other)
+    with pytest.raises(WeightsError, match=r"other\.pt: the checkpoint does not fit"):
+        load_encoder(EncoderConfig(model=tiny, pretrained=str(other)))
+    with pytest.raises(WeightsError, match="file not found"):
+        load_encoder(EncoderConfig(model=tiny, pretrained=str(tmp_path / "nope.pt")))
+    with pytest.raises(WeightsError, match="not an open_clip tag for ViT-B-32.*laion2b_s34b_b79k"):
+        load_encoder(EncoderConfig(model="ViT-B-32", pretrained="nosuchtag"))
+
+
+def test_missing_pretrained_weights_say_how_to_provide_them(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as without internet, minus retries
+    with pytest.raises(WeightsError) as err:
+        load_encoder(EncoderConfig(model="ViT-B-32", pretrained="openai"))
+    message = str(err.value)
+    assert "cannot download open_clip's 'openai' weights for ViT-B-32" in message
+    assert "https://huggingface.co/timm/vit_base_patch32_clip_224.openai" in message
+    assert "--pretrained /path/to/open_clip_pytorch_model.bin --quick-gelu" in message
+    assert "--random-weights" in message
+
+
+def test_cli_reports_missing_weights_and_wires_embed_and_merge(data_dir, tiny, tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert main(["embed", "--data", str(data_dir), "--out", str(tmp_path / "f")]) == 2
+    assert "--pretrained /path/to/open_clip_pytorch_model.bin" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()  # nothing written before the weights are there
+    assert main(["embed", "--data", str(data_dir), "--out", str(tmp_path / "f"), "--shard", "5/4"]) == 2
+    base = ["--data", str(data_dir), "--split", "test", "--model", tiny, "--random-weights", "--workers", "0",
+            "--batch-size", "4", "--chunk-size", "4"]
+    for i in (1, 2):
+        assert main(["embed", *base, "--out", str(tmp_path / f"s{i}"), "--shard", f"{i}/2"]) == 0
+    assert "still to embed by other shards" in capsys.readouterr().out
+    assert main(["embed", "merge", "--data", str(data_dir), "--out", str(tmp_path / "m"), str(tmp_path / "s1")]) == 2
+    assert "1 of 2 chunks not found" in capsys.readouterr().err
+    assert main(["embed", "merge", "--data", str(data_dir), "--out", str(tmp_path / "m"),
+                 str(tmp_path / "s1"), str(tmp_path / "s2")]) == 0
+    fs = load_features(tmp_path / "m", "test")
+    assert len(fs) == 8 and fs.meta["random_weights"] is True and "RANDOM" in fs.meta["encoder"]
+    assert fs.missing_images.sum() == 2
+
+
+def test_shards_merged_equal_a_single_run(data_dir, tiny, tmp_path):
+    single = tmp_path / "single"
+    embed(data_dir, single, config=config(tiny, batch_size=3, chunk_size=4))
+    for i in (1, 2, 3):
+        embed(data_dir, tmp_path / f"shard{i}", config=config(tiny, batch_size=3, chunk_size=4, shard=(i, 3)))
+        assert not (tmp_path / f"shard{i}" / "train").exists()
+    merge(data_dir, tmp_path / "merged", [tmp_path / f"shard{i}" for i in (3, 1, 2)])
+    for split in ("train", "test"):
+        a, b = arrays(single, split), arrays(tmp_path / "merged", split)
+        for x, y in zip(a[:3], b[:3]):
+            np.testing.assert_array_equal(x, y)
+        assert a[3]["missing_photos"] == b[3]["missing_photos"]
+    # Shards writing into one shared folder: the last one to finish merges.
+    for i in (2, 1):
+        summary = embed(data_dir, tmp_path / "shared", ["test"], config(tiny, batch_size=3, chunk_size=4, shard=(i, 2)))
+    assert "features" in summary["test"]
+    np.testing.assert_array_equal(arrays(tmp_path / "shared", "test")[1], arrays(single, "test")[1])
+
+
+def test_chunks_from_another_encoder_or_id_list_are_refused(data_dir, tiny, tmp_path):
+    embed(data_dir, tmp_path / "f", ["test"], config(tiny, chunk_size=4, seed=1))
+    with pytest.raises(DataError, match="another encoder: weights 'random:1' \\(now 'random:2'\\)"):
+        embed(data_dir, tmp_path / "f", ["test"], config(tiny, chunk_size=4, seed=2))
+    with pytest.raises(DataError, match="chunk_size 4 \\(now 5\\)"):
+        embed(data_dir, tmp_path / "f", ["test"], config(tiny, chunk_size=5, seed=1))
+    fewer = tmp_path / "data"
+    fewer.mkdir()
+    for name in ("metadata.csv", "train.csv"):
+        (fewer / name).write_bytes((data_dir / name).read_bytes())
+    lines = (data_dir / "test.csv").read_text().splitlines()
+    (fewer / "test.csv").write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(DataError, match=r"another id list \(8 ids\) than test.csv in .* \(7 ids\)"):
+        merge(fewer, tmp_path / "g", [tmp_path / "f"])
+
+
+def test_plan_shards_cover_every_chunk_once():
+    plan = Plan("train", np.arange(103), 10)
+    assert plan.n_chunks == 11 and plan.bounds(10) == (100, 103)
+    for n in (1, 2, 3, 11, 12):
+        covered = [k for i in range(1, n + 1) for k in plan.shard(i, n)]
+        assert covered == list(range(11))
+    assert batches_within([(0, 5), (10, 12)], 2) == [[0, 1], [2, 3], [4], [10, 11]]
+
+
+KILLABLE = """
+import sys, time
+import geocontext.chunks as chunks
+write = chunks.ChunkStore.write
+def slow_write(self, k, chunk):
+    write(self, k, chunk)
+    print("wrote", k, flush=True)
+    time.sleep(30)  # the test kills the process here, after its second chunk
+chunks.ChunkStore.write = slow_write
+from geocontext.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_resume_after_kill_reproduces_the_uninterrupted_run(data_dir, tiny, tmp_path):
+    args = ["embed", "--data", str(data_dir), "--split", "train", "--model", tiny, "--random-weights",
+            "--batch-size", "3", "--chunk-size", "4", "--workers", "1"]
+    env = {**os.environ, "PYTHONPATH": str(SRC), "GEOCONTEXT_PROGRESS": "0"}
+    cmd = [sys.executable, "-c", KILLABLE, *args, "--out", str(tmp_path / "killed")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    written = 0
+    for line in proc.stdout:
+        written += line.startswith("wrote")
+        if written == 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert written == 2 and proc.returncode == -signal.SIGKILL
+    chunk_dir = tmp_path / "killed" / "chunks" / "train"
+    assert len(list(chunk_dir.glob("chunk-*.npz"))) == 2 and not (tmp_path / "killed" / "train").exists()
+    (chunk_dir / "chunk-00002.npz.tmp-99999").write_bytes(b"half a chunk")  # as if killed while writing
+
+    run = lambda out: subprocess.run([sys.executable, "-m", "geocontext", *args, "--out", str(out)], env=env,
+                                     capture_output=True, text=True, timeout=120)
+    resumed = run(tmp_path / "killed")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 of 5 chunks already done" in resumed.stdout
+    assert not list(chunk_dir.glob("*.tmp-*"))
+    assert run(tmp_path / "whole").returncode == 0
+    for x, y in zip(arrays(tmp_path / "killed", "train")[:3], arrays(tmp_path / "whole", "train")[:3]):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_vit_b_32_bf16_agrees_with_fp32(data_dir, tmp_path):
+    """The default architecture end to end; CPU bf16 autocast (the auto default where the CPU has native
+    bf16) must give the fp32 embeddings' directions (cosine > 0.99)."""
+    outs = {}
+    for precision in ("fp32", "bf16"):
+        cfg = EmbedConfig(EncoderConfig(random_weights=True, precision=precision), batch_size=4, workers=0)
+        embed(data_dir, tmp_path / precision, ["test"], cfg)
+        outs[precision] = arrays(tmp_path / precision, "test")
+    (ids, img32, txt32, meta), (_, img16, txt16, _) = outs["fp32"], outs["bf16"]
+    assert img32.shape == (8, 512) and meta["model"] == "ViT-B-32" and meta["made_with"] == {"fp32 on cpu": 1}
+    ok = ~np.isnan(img32[:, 0])
+    assert ok.sum() == 6 and np.isnan(img16[~ok]).all()
+
+    def cosine(a, b):
+        return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+    assert cosine(img32[ok], img16[ok]).min() > 0.99
+    assert cosine(txt32, txt16).min() > 0.99
