@@ -89,7 +89,7 @@ def _add_embed_verb(sub) -> None:
     p.add_argument("--workers", type=int, help="JPEG-decoding worker processes (default: one per spare core, at most 8)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="autocast precision (default auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)")
+                   help="default auto: fp16 autocast on CUDA, bf16 weights on CPUs with native bf16, else fp32")
     p.add_argument("--shard", default="1/1", help="I/N: embed the I-th of N slices (N machines in parallel)")
     p.add_argument("--chunk-size", type=int, default=2048, help="photos per chunk file (default: 2048); all shards"
                    " of one FEATURES folder must use the same")
