@@ -33,4 +33,4 @@ def demo_features(demo_data, tmp_path_factory) -> Path:
     """Synthetic FEATURES for `demo_data` (fast; the embedding tests cover the real encoder)."""
     from geocontext.synth import write_feature_folder
 
-    return write_feature_folder(demo_data, tmp_path_factory.mktemp("features") / "features", seed=3, dim=32)
+    return write_feature_folder(demo_data, tmp_path_factory.mktemp("features") / "features", seed=3, dim=32, noise=0.25)

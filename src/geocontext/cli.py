@@ -16,7 +16,7 @@ def _run(args) -> int:
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
     if args.seed is not None:
         config.seed = args.seed
-    run(args.data, args.features, args.out, config)
+    run(args.data, args.features, args.out, config, with_runs=args.with_runs)
     return 0
 
 
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--config", type=Path, help="JSON run configuration (variants, hold-out, ...)")
     p.add_argument("--seed", type=int, help="seed of the hold-out split")
+    p.add_argument("--with", dest="with_runs", nargs="+", type=Path, default=[], metavar="RUN",
+                   help="also use the variants of these run folders (e.g. imported published heads) as ensemble members")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("predict", help="tag another set of photos with a finished run (no retraining)")

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .features import FeatureSpec
+from .select import DecodeConfig
 from .train import TrainConfig
 
 
@@ -31,6 +32,7 @@ class RunConfig:
     holdout_fraction: float = 0.2
     seed: int = 0
     max_tags: int = 5  # training rows with more tags are dropped (rare, noisy label sets)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,7 +42,8 @@ class RunConfig:
         d = dict(d)
         variants = [VariantConfig(v["name"], FeatureSpec(**v.get("features", {})), TrainConfig(**v.get("train", {})))
                     for v in d.pop("variants", [asdict(v) for v in default_variants()])]
-        return cls(variants=variants, **d)
+        decode = DecodeConfig(**d.pop("decode", {}))
+        return cls(variants=variants, decode=decode, **d)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "RunConfig":

@@ -137,7 +137,7 @@ def read_labels(path: str | Path, columns: tuple[str, ...] | None = None) -> Lab
     bad = (raw != 0) & (raw != 1)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
-        raise DataError(f"{path}, line {row + 2}: gridimage_id {ids[row]} has {columns[col]}={raw[row, col]!r}; labels must be 0 or 1")
+        raise DataError(f"{path}, line {row + 2}: gridimage_id {ids[row]} has {columns[col]}={raw[row, col]}; labels must be 0 or 1")
     return Labels(ids, raw.astype(np.uint8), tuple(columns))
 
 
@@ -209,6 +209,20 @@ def read_metadata(data_dir: str | Path, ids: np.ndarray) -> Metadata:
     title[found] = table["title"].to_numpy(dtype=object)[pos[found]]
     grid[found] = table["grid_reference"].to_numpy(dtype=object)[pos[found]]
     return Metadata(ids, title, grid, tuple(malformed), bad_ids, int((~found).sum()))
+
+
+def read_tag_names(data_dir: str | Path) -> dict[str, str]:
+    """Column -> readable tag name from tags-top.csv (blank lines skipped); the kit's own table if absent."""
+    from .tags import BY_COLUMN
+
+    path = find(data_dir, "tags-top.csv")
+    names = {col: tag.name for col, tag in BY_COLUMN.items()}
+    if path is not None:
+        table = read_table(path, skip_blank_lines=True)
+        if not {"col", "tag"} <= set(table.columns):
+            raise DataError(f"{path}: expected columns tag_id,prefix,tag,col,grouping,description")
+        names.update(zip(table["col"].astype(str), table["tag"].astype(str)))
+    return names
 
 
 def image_path(data_dir: str | Path, split: str, gridimage_id: int) -> Path:

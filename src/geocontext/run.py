@@ -27,6 +27,7 @@ from .metrics import scores
 from .model import Variant
 from .select import Choice, choose
 from .split import holdout_mask
+from .tune import fingerprint
 from .submission import write_submission
 from .train import fit, storage_dtype
 
@@ -59,13 +60,28 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def run(data_dir, features_dir, out_dir, config: RunConfig | None = None) -> dict:
-    """Train the configured variants, choose how to combine and decode them, write the submission."""
-    config = config or RunConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    timings, start = {}, time.perf_counter()
+@dataclass
+class Prepared:
+    """Everything a run decides before training: inputs, the hold-out split, the rows to fit on."""
 
+    data_dir: Path
+    features_dir: Path
+    labels: data.Labels
+    test_ids: np.ndarray
+    train: Inputs
+    test: Inputs
+    holdout: np.ndarray  # bool over labels.ids
+    fit_rows: np.ndarray  # bool: not hold-out, not too many tags
+    fingerprint: str  # of labels, split and features: a saved variant is reused only when it matches
+
+    @property
+    def y_holdout(self) -> np.ndarray:
+        return self.labels.y[self.holdout]
+
+
+def prepare(data_dir, features_dir, out: Path, holdout_fraction: float = 0.2, seed: int = 0,
+            max_tags: int = 5) -> Prepared:
+    """Read and check the inputs, locate the photos, and fix (and save) the hold-out split."""
     labels = data.read_train_labels(data_dir)
     test_ids = data.read_test_ids(data_dir)
     train = load_inputs(data_dir, features_dir, "train", labels.ids, "train.csv")
@@ -79,74 +95,145 @@ def run(data_dir, features_dir, out_dir, config: RunConfig | None = None) -> dic
              f"{s['locations']['rows'] - s['locations']['known']} unknown locations "
              f"({s['locations']['empty']} empty, {s['locations']['malformed']} malformed grid references), "
              f"{s['metadata']['malformed_lines']} malformed metadata lines")
+    holdout = holdout_mask(labels.ids, holdout_fraction, seed)
+    fit_rows = ~holdout & (labels.y.sum(axis=1) <= max_tags)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "split.npz", holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction)
+    key = fingerprint(labels.ids, labels.y, holdout, fit_rows, test_ids,
+                      np.array([len(train.features), len(test.features), train.features.image.shape[1]]))
+    key += str(train.features.meta.get("encoder")) + str(test.features.meta.get("encoder"))
+    return Prepared(Path(data_dir), Path(features_dir), labels, test_ids, train, test, holdout, fit_rows, key)
 
-    holdout = holdout_mask(labels.ids, config.holdout_fraction, config.seed)
-    many = labels.y.sum(axis=1) > config.max_tags
-    fit_rows = ~holdout & ~many
-    np.savez(out / "split.npz", holdout_ids=labels.ids[holdout], seed=config.seed, fraction=config.holdout_fraction)
-    y_fit = torch.from_numpy(labels.y[fit_rows])
-    y_holdout = labels.y[holdout]
-    timings["load"] = time.perf_counter() - start
 
-    holdout_probs, test_probs, variant_reports = {}, {}, {}
+def train_variants(prep: Prepared, config: RunConfig, out: Path, timings: dict):
+    """Train each configured variant (or reuse it when a finished one with the same inputs is in `out`).
+
+    Returns hold-out and test probabilities per variant, and a report per variant."""
+    holdout_probs, test_probs, reports = {}, {}, {}
+    y_holdout = prep.y_holdout
     for spec, members in _group_by_features(config).items():
+        todo = [vc for vc in members if not _reuse(out / "variants" / vc.name, vc, prep, holdout_probs, test_probs, reports)]
+        if not todo:
+            continue
         t = time.perf_counter()
-        x_train = fuse(spec, train.features, train.rows, train.location)
-        scaler = Standardizer.fit(x_train, np.flatnonzero(fit_rows))
+        x_train = fuse(spec, prep.train.features, prep.train.rows, prep.train.location)
+        scaler = Standardizer.fit(x_train, np.flatnonzero(prep.fit_rows))
         x_train = scaler.transform_(x_train)
-        dtypes = {storage_dtype(v.train.precision) for v in members}
-        tensors = {dt: (torch.from_numpy(x_train[fit_rows]).to(dt), torch.from_numpy(x_train[holdout]).to(dt))
-                   for dt in dtypes}
-        x_holdout32 = x_train[holdout]
+        tensors = {dt: (torch.from_numpy(x_train[prep.fit_rows]).to(dt), torch.from_numpy(x_train[prep.holdout]).to(dt))
+                   for dt in {storage_dtype(vc.train.precision) for vc in todo}}
+        x_holdout = x_train[prep.holdout]
         del x_train
-        x_test = scaler.transform_(fuse(spec, test.features, test.rows, test.location))
+        x_test = scaler.transform_(fuse(spec, prep.test.features, prep.test.rows, prep.test.location))
         timings[f"features {spec.name}"] = time.perf_counter() - t
-        for vc in members:
+        y_fit = torch.from_numpy(prep.labels.y[prep.fit_rows])
+        for vc in todo:
             x_fit, x_val = tensors[storage_dtype(vc.train.precision)]
             _say(f"training {vc.name}: {len(x_fit)} rows x {x_fit.shape[1]} inputs ({x_fit.dtype})")
             result = fit(x_fit, y_fit, x_val, torch.from_numpy(y_holdout), vc.train, desc=vc.name)
-            variant = Variant(vc.name, spec, vc.train.head, result.head, scaler, labels.columns,
+            variant = Variant(vc.name, spec, vc.train.head, result.head, scaler, prep.labels.columns,
                               vc.train.hidden, vc.train.dropout,
                               info={"train": vc.train.to_dict(), "best_epoch": result.best_epoch,
-                                    "history": result.history})
-            folder = variant.save(out / "variants" / vc.name)
-            holdout_probs[vc.name] = predict_proba(variant.head, x_holdout32)
-            test_probs[vc.name] = predict_proba(variant.head, x_test)
-            np.save(folder / "holdout_probs.npy", holdout_probs[vc.name])
-            np.save(folder / "test_probs.npy", test_probs[vc.name])
-            at_half = scores(y_holdout, ThresholdDecoder(0.5).decode(holdout_probs[vc.name]), labels.columns)
-            variant_reports[vc.name] = {"holdout_at_0.5": at_half, "best_epoch": result.best_epoch,
-                                        "epochs_run": len(result.history), "seconds": round(result.seconds, 2),
-                                        "seconds_to_best": round(result.seconds_to_best, 2)}
-            _say(f"  {vc.name}: hold-out exact match {at_half['exact_match']:.4f} (epoch {result.best_epoch},"
-                 f" {result.seconds:.1f} s)")
+                                    "history": result.history, "fingerprint": prep.fingerprint})
+            at_half = scores(y_holdout, ThresholdDecoder(0.5).decode(predict_proba(variant.head, x_holdout)),
+                             prep.labels.columns)
+            report = {"holdout_at_0.5": at_half, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                      "seconds": round(result.seconds, 2), "seconds_to_best": round(result.seconds_to_best, 2)}
+            save_member(out, variant, predict_proba(variant.head, x_holdout), predict_proba(variant.head, x_test),
+                        report, holdout_probs, test_probs, reports)
+            _say(f"  {vc.name}: hold-out exact match {at_half['exact_match']:.4f} at 0.5 (best epoch"
+                 f" {result.best_epoch}, {result.seconds:.1f} s)")
             timings[f"train {vc.name}"] = result.seconds
-        del tensors, x_holdout32, x_test
+        del tensors, x_holdout, x_test
+    return holdout_probs, test_probs, reports
 
+
+def save_member(out: Path, variant: Variant, holdout: np.ndarray, test: np.ndarray, report: dict,
+                holdout_probs: dict, test_probs: dict, reports: dict) -> None:
+    """Write a variant with its probabilities into the run, and record them for the decoding step."""
+    folder = variant.save(out / "variants" / variant.name)
+    np.save(folder / "holdout_probs.npy", holdout)
+    np.save(folder / "test_probs.npy", test)
+    (folder / "report.json").write_text(json.dumps(report, indent=2))
+    holdout_probs[variant.name], test_probs[variant.name], reports[variant.name] = holdout, test, report
+
+
+def _reuse(folder: Path, vc, prep: Prepared, holdout_probs: dict, test_probs: dict, reports: dict) -> bool:
+    """A variant already trained in this folder on the same inputs with the same settings is kept."""
+    try:
+        spec = json.loads((folder / "variant.json").read_text())
+        same = (spec.get("fingerprint") == prep.fingerprint and spec.get("train") == vc.train.to_dict()
+                and spec.get("features") == vc.features.to_dict())
+        if not same:
+            return False
+        holdout_probs[vc.name] = np.load(folder / "holdout_probs.npy")
+        test_probs[vc.name] = np.load(folder / "test_probs.npy")
+        reports[vc.name] = json.loads((folder / "report.json").read_text())
+    except (OSError, ValueError):
+        return False
+    _say(f"reusing {vc.name}: already trained in {folder} on the same inputs")
+    return True
+
+
+def add_members(prep: Prepared, runs, out: Path, holdout_probs: dict, test_probs: dict, reports: dict) -> None:
+    """Bring the variants of other run folders (e.g. imported published heads) into this run as ensemble
+    members: copied into OUT/variants/ so the run stays self-contained, scored on this run's hold-out."""
+    for run_dir in runs:
+        info = json.loads(_run_json(run_dir).read_text())
+        for name in info["final"]["members"]:
+            variant = Variant.load(Path(run_dir) / "variants" / name)
+            if tuple(variant.columns) != tuple(prep.labels.columns):
+                raise DataError(f"{run_dir}: variant {name!r} predicts other tag columns than train.csv")
+            variant.name = name if name not in holdout_probs else f"{Path(run_dir).name}-{name}"
+            holdout = variant.predict_proba(prep.train.features, prep.train.rows[prep.holdout],
+                                            prep.train.location[prep.holdout])
+            test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location)
+            at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
+            save_member(out, variant, holdout, test, {"holdout_at_0.5": at_half, "from": str(run_dir)},
+                        holdout_probs, test_probs, reports)
+            _say(f"  {variant.name} (from {run_dir}): hold-out exact match {at_half['exact_match']:.4f} at 0.5")
+
+
+def finish(prep: Prepared, out: Path, holdout_probs: dict, test_probs: dict, variant_reports: dict,
+           config: RunConfig, timings: dict, start: float) -> dict:
+    """Choose the final combination and decoder honestly, write submission, run.json and report.json."""
     t = time.perf_counter()
-    choice, candidates = choose(holdout_probs, y_holdout, labels.ids[holdout], out, config)
+    choice, candidates = choose(holdout_probs, prep.y_holdout, prep.labels.ids[prep.holdout],
+                                prep.labels.y[prep.fit_rows], config.decode, out)
     final_tags = choice.decode([test_probs[m] for m in choice.members])
-    submission = write_submission(out / "submission.csv.zip", test_ids, final_tags, labels.columns, test_ids)
+    submission = write_submission(out / "submission.csv.zip", prep.test_ids, final_tags, prep.labels.columns,
+                                  prep.test_ids)
     timings["decode"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
-
-    run_info = {"config": config.to_dict(), "columns": list(labels.columns), "final": choice.to_dict(),
-                "data": str(data_dir), "features": str(features_dir)}
+    run_info = {"config": config.to_dict(), "columns": list(prep.labels.columns), "final": choice.to_dict(),
+                "data": str(prep.data_dir), "features": str(prep.features_dir)}
     (out / "run.json").write_text(json.dumps(run_info, indent=2))
     report = {
         "final": {"name": choice.name, **candidates[choice.name]},
         "candidates": candidates,
         "variants": variant_reports,
-        "rows": {"train_used": int(fit_rows.sum()), "dropped_many_tags": int((~holdout & many).sum()),
-                 "holdout": int(holdout.sum()), "test": len(test_ids)},
-        "inputs": {"train": train.summary, "test": test.summary},
+        "rows": {"train_used": int(prep.fit_rows.sum()), "dropped_many_tags": int((~prep.holdout & ~prep.fit_rows).sum()),
+                 "holdout": int(prep.holdout.sum()), "test": len(prep.test_ids)},
+        "inputs": {"train": prep.train.summary, "test": prep.test.summary},
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "submission": str(submission),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    _say(f"final: {choice.name}, hold-out exact match {candidates[choice.name]['exact_match']:.4f}")
+    _say(f"final: {choice.name}, hold-out exact match {candidates[choice.name]['exact_match']:.4f} (cross-fitted)")
     _say(f"submission: {submission}")
     return report
+
+
+def run(data_dir, features_dir, out_dir, config: RunConfig | None = None, with_runs=()) -> dict:
+    """Train the configured variants (plus members of `with_runs`), choose how to combine and decode
+    them, write the submission."""
+    config = config or RunConfig()
+    out = Path(out_dir)
+    timings, start = {}, time.perf_counter()
+    prep = prepare(data_dir, features_dir, out, config.holdout_fraction, config.seed, config.max_tags)
+    timings["load"] = time.perf_counter() - start
+    holdout_probs, test_probs, reports = train_variants(prep, config, out, timings)
+    add_members(prep, with_runs, out, holdout_probs, test_probs, reports)
+    return finish(prep, out, holdout_probs, test_probs, reports, config, timings, start)
 
 
 def _group_by_features(config: RunConfig) -> dict[FeatureSpec, list]:
@@ -157,13 +244,17 @@ def _group_by_features(config: RunConfig) -> dict[FeatureSpec, list]:
     return groups
 
 
-def load_run(run_dir) -> tuple[dict, dict[str, Variant], Choice]:
-    run_dir = Path(run_dir)
-    path = run_dir / "run.json"
+def _run_json(run_dir) -> Path:
+    path = Path(run_dir) / "run.json"
     if not path.exists():
         raise DataError(f"{run_dir}: no run.json; is this the OUT folder of a finished `geocontext run`?")
-    info = json.loads(path.read_text())
-    choice = Choice.from_dict(info["final"], run_dir)
+    return path
+
+
+def load_run(run_dir) -> tuple[dict, dict[str, Variant], Choice]:
+    run_dir = Path(run_dir)
+    info = json.loads(_run_json(run_dir).read_text())
+    choice = Choice.from_dict(info["final"], len(info["columns"]))
     variants = {name: Variant.load(run_dir / "variants" / name) for name in choice.members}
     return info, variants, choice
 

@@ -1,22 +1,56 @@
 """Choose how the trained variants become the final tags: which members, their weights, the decoder.
 
-Every candidate is scored honestly: whatever it tunes (weights, thresholds) is fitted on one part of
-the hold-out and scored on the other (2-fold cross-fitting), so no reported score was measured on the
-rows that chose its settings. The winner is then refitted on the whole hold-out for the test set."""
+Candidates are (members x decoder): each variant alone and the ensemble of all, decoded by the
+published 0.5 threshold, a tuned global threshold, tuned per-tag thresholds, or the label-set decoder.
+Every candidate is scored honestly: what it tunes (weights, thresholds, prior weight) is fitted on one
+fold of the hold-out and scored on the other (2-fold cross-fitting), so no reported score was measured
+on the rows that chose its settings. The winner is then refitted on the whole hold-out for the test set."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .decode import ThresholdDecoder, decoder_from_dict
+from .decode import LabelSetDecoder, ThresholdDecoder, decoder_from_dict
+from .ensemble import combine, fit_weights
 from .metrics import exact_match, macro_f1
+from .progress import progress
 from .split import folds
+from .tune import tune_thresholds
+
+DECODERS = ("0.5", "global", "per_tag", "label_set")
+
+
+@dataclass
+class DecodeConfig:
+    decoders: tuple[str, ...] = DECODERS
+    ensemble: bool = True  # also try the weighted mean of all variants
+    singles: bool = True  # also try each variant alone
+    global_trials: int = 40
+    per_tag_trials: int = 50  # in all, the first two enqueued starts (see tune.tune_thresholds)
+    label_sets: int = 1000  # candidate sets for the label-set decoder: the most frequent in training
+    prior_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    folds: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        self.decoders = tuple(self.decoders)
+        self.prior_weights = tuple(self.prior_weights)
+        unknown = set(self.decoders) - set(DECODERS)
+        if unknown or not self.decoders:
+            raise ValueError(f"decoders must be among {DECODERS}, got {self.decoders}")
+        if self.folds < 2:
+            raise ValueError("cross-fitting needs at least 2 folds")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
 class Choice:
+    """A fitted way to turn variant probabilities into tags."""
+
     name: str
     members: list[str]
     weights: np.ndarray
@@ -25,10 +59,7 @@ class Choice:
     def combine(self, probs: list[np.ndarray]) -> np.ndarray:
         if len(probs) != len(self.members):
             raise ValueError(f"{self.name} combines {len(self.members)} variants, got {len(probs)} probability arrays")
-        out = np.zeros_like(probs[0], dtype=np.float32)
-        for w, p in zip(self.weights, probs):
-            out += np.float32(w) * p
-        return out
+        return combine(probs, self.weights)
 
     def decode(self, probs: list[np.ndarray]) -> np.ndarray:
         return self.decoder.decode(self.combine(probs))
@@ -38,45 +69,68 @@ class Choice:
                 "decoder": self.decoder.to_dict()}
 
     @classmethod
-    def from_dict(cls, d: dict, run_dir: Path | None = None) -> "Choice":
-        return cls(d["name"], list(d["members"]), np.asarray(d["weights"]), decoder_from_dict(d["decoder"]))
+    def from_dict(cls, d: dict, n_tags: int) -> "Choice":
+        return cls(d["name"], list(d["members"]), np.asarray(d["weights"]), decoder_from_dict(d["decoder"], n_tags))
 
 
 @dataclass
 class Candidate:
-    """A way to combine and decode: `fit` tunes it on hold-out rows and returns the Choice."""
-
     name: str
     members: list[str]
+    decoder: str
 
-    def fit(self, probs: list[np.ndarray], y: np.ndarray, rows: np.ndarray, workdir: Path) -> Choice:
-        weights = np.full(len(self.members), 1.0 / len(self.members))
-        return Choice(self.name, self.members, weights, ThresholdDecoder(0.5))
+    def fit(self, probs: list[np.ndarray], y: np.ndarray, label_sets: LabelSetDecoder, config: DecodeConfig,
+            storage: str | None, study: str) -> Choice:
+        """Fit weights and decoder on (probs, y): rows of the hold-out this candidate may tune on."""
+        weights = fit_weights(probs, y)
+        mixed = combine(probs, weights)
+        if self.decoder == "0.5":
+            decoder = ThresholdDecoder(0.5)
+        elif self.decoder in ("global", "per_tag"):
+            per_tag = self.decoder == "per_tag"
+            decoder = tune_thresholds(mixed, y, per_tag=per_tag, seed=config.seed, storage=storage, study_name=study,
+                                      n_trials=config.per_tag_trials if per_tag else config.global_trials)
+        else:
+            decoder = max((label_sets.with_prior_weight(w) for w in config.prior_weights),
+                          key=lambda d: exact_match(y, d.decode(mixed)))
+        return Choice(self.name, self.members, weights, decoder)
 
 
-def candidates(names: list[str]) -> list[Candidate]:
-    found = [Candidate(f"{n} @0.5", [n]) for n in names]
-    if len(names) > 1:
-        found.append(Candidate("mean of all @0.5", list(names)))
+def candidates(names: list[str], config: DecodeConfig) -> list[Candidate]:
+    """Simplest first: on equal scores the earlier (simpler) candidate is kept."""
+    groups = [[n] for n in names] if config.singles or len(names) == 1 else []
+    if config.ensemble and len(names) > 1:
+        groups.append(list(names))
+    found = []
+    for decoder in config.decoders:
+        for members in groups:
+            label = members[0] if len(members) == 1 else f"ensemble({len(members)})"
+            found.append(Candidate(f"{label} / {decoder}", members, decoder))
     return found
 
 
-def choose(holdout_probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, workdir: Path,
-           config, n_folds: int = 2) -> tuple[Choice, dict]:
-    """The candidate with the best cross-fitted hold-out exact match, refitted on the whole hold-out."""
-    fold = folds(ids, n_folds, config.seed)
-    report = {}
-    best = None
-    for cand in candidates(list(holdout_probs)):
+def choose(holdout_probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, train_y: np.ndarray,
+           config: DecodeConfig, workdir: Path | None = None) -> tuple[Choice, dict]:
+    """The candidate with the best cross-fitted hold-out exact match, refitted on the whole hold-out.
+
+    Optuna studies go to workdir/optuna.db (SQLite) when a workdir is given."""
+    storage = f"sqlite:///{Path(workdir).resolve() / 'optuna.db'}" if workdir is not None else None
+    label_sets = LabelSetDecoder.from_labels(train_y, config.label_sets)
+    fold = folds(ids, config.folds, config.seed)
+    report, best = {}, None
+    for cand in progress(candidates(list(holdout_probs), config), desc="decoders", unit="candidate"):
         probs = [holdout_probs[m] for m in cand.members]
         predicted = np.zeros_like(y)
-        for k in range(n_folds):
+        for k in range(config.folds):
             tune, score = fold != k, fold == k
-            choice = cand.fit([p[tune] for p in probs], y[tune], np.flatnonzero(tune), workdir)
+            choice = cand.fit([p[tune] for p in probs], y[tune], label_sets, config, storage, f"fold{k}/{cand.name}")
             predicted[score] = choice.decode([p[score] for p in probs])
-        report[cand.name] = {"exact_match": exact_match(y, predicted), "macro_f1": macro_f1(y, predicted),
-                             "fold_exact_match": [exact_match(y[fold == k], predicted[fold == k]) for k in range(n_folds)]}
+        report[cand.name] = {
+            "members": cand.members, "decoder": cand.decoder,
+            "exact_match": exact_match(y, predicted), "macro_f1": macro_f1(y, predicted),
+            "fold_exact_match": [exact_match(y[fold == k], predicted[fold == k]) for k in range(config.folds)],
+        }
         if best is None or report[cand.name]["exact_match"] > report[best.name]["exact_match"]:
             best = cand
-    final = best.fit([holdout_probs[m] for m in best.members], y, np.arange(len(y)), workdir)
+    final = best.fit([holdout_probs[m] for m in best.members], y, label_sets, config, storage, f"final/{best.name}")
     return final, report

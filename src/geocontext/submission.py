@@ -47,7 +47,7 @@ def validate(frame: pd.DataFrame, test_ids: np.ndarray, columns: tuple[str, ...]
     bad = ~values.isin([0, 1]).to_numpy()
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
-        raise SubmissionError(f"{source}: gridimage_id {ids[row]} has {columns[col]}={values.iat[row, col]!r};"
+        raise SubmissionError(f"{source}: gridimage_id {ids[row]} has {columns[col]}={values.iat[row, col]};"
                               f" values must be 0 or 1")
 
 

@@ -138,7 +138,7 @@ def synthesize_features(world: World, y: np.ndarray, rng: np.random.Generator, n
     return image, title
 
 
-def write_feature_folder(data_dir, out, seed: int = 0, dim: int = 512) -> "Path":
+def write_feature_folder(data_dir, out, seed: int = 0, dim: int = 512, noise: float = 0.9) -> "Path":
     """FEATURES for a DATA folder whose test labels are known (solution.csv), by the model above.
 
     Stands in for the embedding stage where photos do not exist (tests, benchmarks on real labels)."""
@@ -151,7 +151,7 @@ def write_feature_folder(data_dir, out, seed: int = 0, dim: int = 512) -> "Path"
     rng = np.random.default_rng(seed + 1)
     for split, name in (("train", "train.csv"), ("test", "solution.csv")):
         labels = read_labels(Path(data_dir) / name, columns=world.columns)
-        image, title = synthesize_features(world, labels.y, rng)
+        image, title = synthesize_features(world, labels.y, rng, noise=noise)
         save_features(out, split, labels.ids, image, title,
                       {"encoder": f"synthetic (geocontext.synth, seed {seed})", "synthetic": True})
     return Path(out)

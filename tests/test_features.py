@@ -1,0 +1,75 @@
+import json
+
+import numpy as np
+import pytest
+
+from geocontext.errors import DataError
+from geocontext.features import FeatureSpec, align, fuse, load_features, save_features
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(4, 3)).astype(np.float32)
+    image[2] = np.nan  # a missing photo
+    title = rng.normal(size=(4, 3)).astype(np.float32)
+    save_features(tmp_path, "train", [10, 11, 12, 13], image, title, {"encoder": "test"})
+    return tmp_path
+
+
+def test_round_trip_and_meta(folder):
+    fs = load_features(folder, "train")
+    assert fs.ids.tolist() == [10, 11, 12, 13] and fs.meta["dim"] == 3 and fs.meta["encoder"] == "test"
+    assert fs.meta["normalized"] is False and fs.missing_images.tolist() == [False, False, True, False]
+    assert not list(folder.glob(".train.tmp*"))  # written atomically, no leftovers
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda p: (p / "title.npy").unlink(), "title.npy: missing"),
+    (lambda p: np.save(p / "title.npy", np.zeros((3, 3), np.float32)), "expected a float array of 4 rows"),
+    (lambda p: np.save(p / "ids.npy", np.array([1, 2, 2, 3])), "gridimage_id 2 appears more than once"),
+    (lambda p: np.save(p / "ids.npy", np.array(["a", "b", "c", "d"])), "expected a 1-D integer array"),
+    (lambda p: (p / "meta.json").write_text(json.dumps({"dim": 5})), "3 columns but meta.json says dim 5"),
+    (lambda p: (p / "meta.json").write_text("{"), "meta.json: not valid JSON"),
+])
+def test_contract_errors_name_the_file(folder, breakage, message):
+    breakage(folder / "train")
+    with pytest.raises(DataError, match=message):
+        load_features(folder, "train")
+
+
+def test_align_reorders_and_reports_absent_ids(folder):
+    fs = load_features(folder, "train")
+    assert align(fs, np.array([13, 10]), "test.csv").tolist() == [3, 0]
+    with pytest.raises(DataError, match=r"2 gridimage_id\(s\) listed in test.csv have no features, e.g. 99, 7"):
+        align(fs, np.array([10, 99, 7]), "test.csv")
+
+
+def test_fuse_layout_with_flags(folder):
+    fs = load_features(folder, "train")
+    loc = np.array([[0.5, 0.25], [np.nan, np.nan], [0.1, 0.2], [0.3, 0.4]], dtype=np.float32)
+    x = fuse(FeatureSpec(), fs, np.array([0, 1, 2, 3]), loc)
+    assert x.shape == (4, 3 + 1 + 3 + 2 + 1)
+    assert np.allclose(np.linalg.norm(x[[0, 1, 3], :3], axis=1), 1)  # image rows L2-normalised
+    assert x[2, :3].tolist() == [0, 0, 0] and x[:, 3].tolist() == [0, 0, 1, 0]  # missing photo flagged
+    assert np.allclose(np.linalg.norm(x[:, 4:7], axis=1), 1)
+    assert x[0, 7:].tolist() == [0.5, 0.25, 0] and x[1, 7:].tolist() == [0, 0, 1]  # unknown square flagged
+
+
+def test_fuse_published_convention_and_row_order(folder):
+    fs = load_features(folder, "train")
+    loc = np.array([[np.nan, np.nan], [0.1, 0.2]], dtype=np.float32)
+    spec = FeatureSpec(("image", "title", "location"), l2_normalize=False, unknown="zero")
+    x = fuse(spec, fs, np.array([3, 0]), loc)
+    assert x.shape == (2, 8)
+    assert np.allclose(x[0, :3], fs.image[3]) and np.allclose(x[1, 3:6], fs.title[0])  # raw, in row order
+    assert x[0, 6:].tolist() == [0, 0]  # the published [0, 0] for an unknown square
+
+
+def test_spec_validation_and_names():
+    assert FeatureSpec(("image", "location")).name == "img-loc"
+    assert FeatureSpec(("title",)).dim(512) == 512 and FeatureSpec().dim(512) == 1028
+    with pytest.raises(ValueError, match="keep the order"):
+        FeatureSpec(("title", "image"))
+    with pytest.raises(ValueError, match="subset of"):
+        FeatureSpec(("sound",))

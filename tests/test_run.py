@@ -1,0 +1,120 @@
+"""End to end: run -> submission -> evaluate -> predict, on the synthetic competition."""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from geocontext.cli import main
+from geocontext.config import RunConfig, VariantConfig
+from geocontext.data import read_labels
+from geocontext.errors import DataError
+from geocontext.evaluate import evaluate
+from geocontext.features import FeatureSpec, save_features, load_features
+from geocontext.run import predict, run
+from geocontext.select import DecodeConfig
+from geocontext.train import TrainConfig
+from conftest import REPO
+
+
+def small_config() -> RunConfig:
+    return RunConfig(
+        variants=[VariantConfig("linear", train=TrainConfig(head="linear", epochs=8, lr=5e-3)),
+                  VariantConfig("mlp-img-loc", FeatureSpec(("image", "location")), TrainConfig(head="mlp", epochs=8))],
+        decode=DecodeConfig(global_trials=8, per_tag_trials=6, label_sets=200))
+
+
+@pytest.fixture(scope="module")
+def finished(demo_data, demo_features, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    report = run(demo_data, demo_features, out, small_config())
+    return out, report
+
+
+def test_run_writes_a_valid_submission_and_an_honest_report(finished, demo_data):
+    out, report = finished
+    for name in ("submission.csv.zip", "report.json", "run.json", "split.npz", "optuna.db"):
+        assert (out / name).exists(), name
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
+    assert set(report["variants"]) == {"linear", "mlp-img-loc"}
+    assert report["final"]["name"] in report["candidates"]
+    assert report["final"]["exact_match"] == max(c["exact_match"] for c in report["candidates"].values())
+    assert report["rows"]["holdout"] + report["rows"]["train_used"] + report["rows"]["dropped_many_tags"] == 240
+    train = report["inputs"]["train"]
+    assert train["metadata"]["malformed_lines"] >= 1 and train["locations"]["known"] < 240
+    assert report["inputs"]["test"]["rows"] == 60
+    score = evaluate(out / "submission.csv.zip", demo_data / "solution.csv")
+    # Learnt, not guessed: well above tagging every photo with the commonest training tag set.
+    train, solution = read_labels(demo_data / "train.csv"), read_labels(demo_data / "solution.csv")
+    sets, counts = np.unique(train.y, axis=0, return_counts=True)
+    guess = (solution.y == sets[counts.argmax()]).all(axis=1).mean()
+    assert score["rows"] == 60 and score["exact_match"] > max(3 * guess, 0.1)
+
+
+def test_predict_reuses_the_run(finished, demo_data, demo_features, tmp_path):
+    out, _ = finished
+    result = predict(out, demo_data, demo_features, tmp_path / "again.csv.zip", tmp_path / "p.npy")
+    assert result["rows"] == 60
+    same = evaluate(tmp_path / "again.csv.zip", demo_data / "solution.csv")
+    assert same == evaluate(out / "submission.csv.zip", demo_data / "solution.csv")  # no retraining, same tags
+    probs = np.load(tmp_path / "p.npy")
+    assert probs.shape == (60, 49) and ((probs >= 0) & (probs <= 1)).all()
+
+
+def test_every_variant_used_the_same_holdout(finished):
+    out, _ = finished
+    held = np.load(out / "split.npz")["holdout_ids"]
+    for name in ("linear", "mlp-img-loc"):
+        assert np.load(out / "variants" / name / "holdout_probs.npy").shape == (len(held), 49)
+
+
+def test_ids_missing_from_features_are_named(demo_data, demo_features, tmp_path):
+    broken = tmp_path / "features"
+    shutil.copytree(demo_features, broken)
+    fs = load_features(broken, "test")
+    save_features(broken, "test", fs.ids[1:], fs.image[1:], fs.title[1:], fs.meta)
+    with pytest.raises(DataError, match=rf"1 gridimage_id\(s\) listed in test.csv have no features, e.g. {fs.ids[0]}"):
+        run(demo_data, broken, tmp_path / "out", small_config())
+
+
+def test_train_and_test_features_must_share_a_dim(demo_data, demo_features, tmp_path):
+    broken = tmp_path / "features"
+    shutil.copytree(demo_features, broken)
+    fs = load_features(broken, "test")
+    save_features(broken, "test", fs.ids, np.zeros((len(fs), 8), np.float32), np.zeros((len(fs), 8), np.float32), {})
+    with pytest.raises(DataError, match="train features have dim 32, test features 8"):
+        run(demo_data, broken, tmp_path / "out", small_config())
+
+
+def test_cli_run_with_defaults_then_evaluate(demo_data, demo_features, tmp_path):
+    """The kit's default configuration, through the real command line, as a user would call it."""
+    cmd = [sys.executable, "-m", "geocontext"]
+    env_path = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "GEOCONTEXT_PROGRESS": "0"}
+    subprocess.run([*cmd, "run", "--data", demo_data, "--features", demo_features, "--out", tmp_path / "out"],
+                   check=True, env=env_path, capture_output=True)
+    done = subprocess.run([*cmd, "evaluate", "--submission", tmp_path / "out" / "submission.csv.zip",
+                           "--solution", demo_data / "solution.csv"], check=True, env=env_path, capture_output=True, text=True)
+    score = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(score) >= {"exact_match", "macro_f1", "public", "private"}
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert len(report["variants"]) == len(RunConfig().variants)
+
+
+def test_every_verb_has_help(capsys):
+    from geocontext.cli import build_parser
+
+    verbs = build_parser()._subparsers._group_actions[0].choices
+    for verb in verbs:
+        with pytest.raises(SystemExit) as exit_:
+            main([verb, "--help"])
+        assert exit_.value.code == 0
+    assert {"run", "predict", "evaluate", "demo"} <= set(verbs)
+
+
+def test_bad_config_is_a_clear_error(demo_data, demo_features, tmp_path, capsys):
+    (tmp_path / "c.json").write_text('{"variants": [{"name": "x", "train": {"head": "tree"}}]}')
+    code = main(["run", "--data", str(demo_data), "--features", str(demo_features), "--out", str(tmp_path / "o"),
+                 "--config", str(tmp_path / "c.json")])
+    assert code == 2 and "unknown head 'tree'" in capsys.readouterr().err

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+
+from geocontext.heads import Standardizer, build_head, predict_proba
+from geocontext.train import TrainConfig, fit
+
+
+def separable(n=3000, d=16, t=5, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (rng.uniform(size=(n, t)) < 0.25).astype(np.float32)
+    y[~y.any(axis=1), 0] = 1
+    w = rng.normal(size=(t, d))
+    x = y @ w + rng.normal(0, 0.3, (n, d))
+    return torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+
+
+@pytest.mark.parametrize("config", [
+    TrainConfig(head="linear", epochs=15, lr=1e-2, precision="fp32"),
+    TrainConfig(head="mlp", epochs=15, lr=3e-3, precision="fp32"),
+    TrainConfig(head="mlp", epochs=15, lr=3e-3, mixup_alpha=0.4, precision="fp32"),
+])
+def test_heads_learn_and_keep_their_best_epoch(config):
+    x, y = separable()
+    result = fit(x[:2400], y[:2400], x[2400:], y[2400:], config)
+    history = [h["holdout_exact_match"] for h in result.history]
+    assert result.best_exact_match == max(history) > 0.8
+    assert history[result.best_epoch] == result.best_exact_match
+    logits_best = result.head(x[2400:]).detach()
+    exact = ((logits_best >= 0) == y[2400:].bool()).all(dim=1).float().mean().item()
+    assert exact == pytest.approx(result.best_exact_match, abs=0.02)  # the returned weights are the best epoch's
+
+
+def test_early_stopping_stops_when_the_holdout_stops_improving():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 64, generator=gen)  # noise: a wide MLP can only memorise, the hold-out gets worse
+    y = (torch.rand(600, 5, generator=gen) < 0.3).float()
+    config = TrainConfig(head="mlp", epochs=60, patience=3, lr=1e-2, dropout=0.0, precision="fp32")
+    result = fit(x[:300], y[:300], x[300:], y[300:], config)
+    assert len(result.history) == result.best_epoch + 1 + config.patience < 60
+
+
+def test_same_seed_same_model_and_bf16_storage_learns():
+    x, y = separable()
+    config = TrainConfig(head="mlp", epochs=3, seed=7, precision="fp32")
+    a = fit(x[:2400], y[:2400], x[2400:], y[2400:], config)
+    b = fit(x[:2400], y[:2400], x[2400:], y[2400:], config)
+    for pa, pb in zip(a.head.parameters(), b.head.parameters()):
+        assert torch.equal(pa, pb)
+    xb = x.to(torch.bfloat16)
+    c = fit(xb[:2400], y[:2400], xb[2400:], y[2400:], TrainConfig(head="linear", epochs=15, lr=1e-2))
+    assert c.best_exact_match > 0.8 and c.head.weight.dtype == torch.float32
+
+
+def test_published_head_layouts():
+    assert set(build_head("mlp", 1026, 49).state_dict()) == {"0.weight", "0.bias", "3.weight", "3.bias"}
+    assert set(build_head("linear", 1026, 49).state_dict()) == {"weight", "bias"}
+    with pytest.raises(ValueError, match="unknown head 'tree'"):
+        build_head("tree", 3, 2)
+
+
+def test_standardizer_fits_training_rows_only():
+    x = np.array([[1.0, 5.0], [3.0, 5.0], [100.0, 0.0]], dtype=np.float32)
+    scaler = Standardizer.fit(x, np.array([0, 1]))
+    assert scaler.mean.tolist() == [2.0, 5.0] and scaler.std.tolist() == [1.0, 1.0]  # constant column kept as is
+    assert scaler.transform_(x.copy())[:2].tolist() == [[-1.0, 0.0], [1.0, 0.0]]
+
+
+def test_predict_proba_is_batched_and_in_eval_mode():
+    head = build_head("mlp", 4, 3)
+    x = torch.randn(10, 4)
+    a = predict_proba(head, x, batch_size=3)
+    b = predict_proba(head, x, batch_size=100)
+    assert a.shape == (10, 3) and np.allclose(a, b)  # dropout off: batching changes nothing
