@@ -24,7 +24,7 @@ from geocontext.typetags.train import TypesTrainConfig
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("types")
     data = write_dataset(folder / "types.jsonl", n=2500, seed=2)
-    report = train_run(data.path, folder / "run", TypesTrainConfig(seed=0, tune_trials=0))
+    report = train_run(data.path, folder / "run", TypesTrainConfig(seed=0, tune_trials=40))
     return data, folder / "run", report
 
 
