@@ -32,6 +32,7 @@ def test_generated_file_reports_each_bad_line_by_number(generated):
         assert report.examples[reason][0].startswith(f"line {line}"), (reason, report.examples[reason])
         assert f"line {line}" in report.summary()
     assert report.lines == 400 + len(BAD_LINES) + 1
+    assert report.examples["duplicate gridimage_id"][0].endswith("first on line 3")  # it repeats the third line
     # rows keep their source line numbers, and no bad line slipped in
     assert not set(rows.line) & set(generated.bad_lines.values())
 
@@ -86,6 +87,7 @@ def test_little_endian_decoding_and_field_defaults(tmp_path):
     ({"gridimage_id": 1}, "missing embeddings"),
     ({"gridimage_id": "x1", "embeddings": "AAAA"}, "bad gridimage_id"),
     ({"gridimage_id": True, "embeddings": "AAAA"}, "bad gridimage_id"),
+    ({"gridimage_id": -5, "embeddings": "AAAA"}, "bad gridimage_id"),
     ({"gridimage_id": 1, "embeddings": _vector([0, 0, 0, 0, 0, 0, 0, np.inf])}, "NaN/Inf values"),
     ({"gridimage_id": 1, "embeddings": _vector(np.ones(8)), "weight": -1}, "bad weight"),
     ("null", "not a JSON object"),

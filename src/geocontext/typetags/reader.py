@@ -106,40 +106,46 @@ class _Chunk:
                         np.asarray(self.weight, dtype=np.float32), np.asarray(self.line, dtype=np.int64))
 
 
-def _line_error(reason: str, detail: str = "") -> ValueError:
-    return ValueError(reason, detail)
+class _BadLine(Exception):
+    """A line the reader cannot use: why (the report's key) and the particulars."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason, detail)
+        self.reason, self.detail = reason, detail
 
 
-def _parse(text: str, dim: int, seen: set) -> tuple:
-    """One line -> (id, vector bytes, distance, types, split, weight); ValueError(reason, detail) if unusable."""
+def _parse(text: str, dim: int, seen: dict) -> tuple:
+    """One line -> (id, vector bytes, distance, types, split, weight); _BadLine if unusable."""
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _line_error("malformed JSON", f"{exc.msg}, column {exc.colno}") from None
+        raise _BadLine("malformed JSON", f"{exc.msg}, column {exc.colno}") from None
     if not isinstance(record, dict):
-        raise _line_error("not a JSON object", type(record).__name__)
+        raise _BadLine("not a JSON object", type(record).__name__)
     raw_id = record.get("gridimage_id")
     if raw_id is None:
-        raise _line_error("missing gridimage_id")
+        raise _BadLine("missing gridimage_id")
     if isinstance(raw_id, bool) or not (isinstance(raw_id, int) or (isinstance(raw_id, str) and raw_id.strip().isdigit())):
-        raise _line_error("bad gridimage_id", repr(raw_id)[:40])
+        raise _BadLine("bad gridimage_id", repr(raw_id)[:40])
     gid = int(raw_id)
+    if gid < 0:
+        raise _BadLine("bad gridimage_id", str(gid))
     if gid in seen:
-        raise _line_error("duplicate gridimage_id", str(gid))
+        raise _BadLine("duplicate gridimage_id", f"{gid}, first on line {seen[gid]}")
     encoded = record.get("embeddings")
     if encoded is None or encoded == "":
-        raise _line_error("missing embeddings", f"gridimage_id {gid}")
+        raise _BadLine("missing embeddings", f"gridimage_id {gid}")
     if not isinstance(encoded, str):
-        raise _line_error("undecodable embeddings", f"gridimage_id {gid}: expected a base64 string, got {type(encoded).__name__}")
+        raise _BadLine("undecodable embeddings", f"gridimage_id {gid}: expected a base64 string, got {type(encoded).__name__}")
     try:
         vector = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise _line_error("undecodable embeddings", f"gridimage_id {gid}: {exc}") from None
+        raise _BadLine("undecodable embeddings", f"gridimage_id {gid}: {exc}") from None
     if len(vector) != 4 * dim:
-        raise _line_error("wrong-length vector", f"gridimage_id {gid}: {len(vector) / 4:g} float32 values, expected {dim}")
+        raise _BadLine("wrong-length vector", f"gridimage_id {gid}: {len(vector) / 4:g} float32 values, expected {dim}")
     bad = int((~np.isfinite(np.frombuffer(vector, dtype="<f4"))).sum())
     if bad:
-        raise _line_error("NaN/Inf values", f"gridimage_id {gid}: {bad} of {dim} values")
+        raise _BadLine("NaN/Inf values", f"gridimage_id {gid}: {bad} of {dim} values")
     weight = record.get("weight")
     if weight is None or weight == "":
         weight = np.nan
@@ -147,9 +153,9 @@ def _parse(text: str, dim: int, seen: set) -> tuple:
         try:
             weight = float(weight)
         except (TypeError, ValueError):
-            raise _line_error("bad weight", f"gridimage_id {gid}: {weight!r}") from None
+            raise _BadLine("bad weight", f"gridimage_id {gid}: {weight!r}") from None
         if not np.isfinite(weight) or weight < 0:
-            raise _line_error("bad weight", f"gridimage_id {gid}: {weight!r}")
+            raise _BadLine("bad weight", f"gridimage_id {gid}: {weight!r}")
     distance = record.get("distance", UNKNOWN)
     distance = UNKNOWN if distance is None else str(distance).strip()
     types = record.get("types") or ""
@@ -165,7 +171,7 @@ def iter_rows(path: str | Path, report: ReadReport | None = None, chunk_rows: in
     report = report if report is not None else ReadReport(str(path))
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    seen: set[int] = set()
+    seen: dict[int, int] = {}  # id -> line it was first read from
     chunk = _Chunk()
     with open(path, "rb") as handle, progress(desc=f"read {path.name}", unit="B", unit_scale=True,
                                               total=path.stat().st_size) as bar:
@@ -182,10 +188,10 @@ def iter_rows(path: str | Path, report: ReadReport | None = None, chunk_rows: in
                 continue
             try:
                 gid, vector, distance, types, split, weight = _parse(text.strip(), dim, seen)
-            except ValueError as exc:
-                _fail(report, strict, path, exc.args[0], number, exc.args[1] if len(exc.args) > 1 else "")
+            except _BadLine as bad:
+                _fail(report, strict, path, bad.reason, number, bad.detail)
                 continue
-            seen.add(gid)
+            seen[gid] = number
             for store, value in zip((chunk.ids, chunk.vectors, chunk.distance, chunk.types, chunk.split, chunk.weight,
                                      chunk.line), (gid, vector, distance, types, split, weight, number)):
                 store.append(value)
