@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+KERNELS_OUT ?= build/kernels
 export PYTHONPATH := $(CURDIR)/src
 
-.PHONY: setup demo test bench clean help
+.PHONY: setup demo test bench clean help kernels push dataset submit
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +24,26 @@ demo: setup  ## build the synthetic demo competition, run the kit on it, print i
 
 test: setup  ## run the test suite
 	$(PY) -m pytest
+
+# The Kaggle verbs need the kit's Python, not a fresh install: they set up .venv/ only when it is missing.
+# Their arguments (KERNEL, FILE, MSG, DATA, FEATURES, KAGGLE_USERNAME) reach the recipes as environment
+# variables, so quotes and spaces in a message are passed on intact.
+$(PY):
+	$(MAKE) setup
+
+kernels: | $(PY)  ## render kernels/<name>/ into build/kernels/<name>/ (KAGGLE_USERNAME fills the kernel ids)
+	$(PY) -m geocontext kernels render --out $(KERNELS_OUT)
+
+push: | $(PY)  ## render one kernel and push it to Kaggle: make push KERNEL=train
+	@test -n "$$KERNEL" || { echo "usage: make push KERNEL=<name>   (kernels: $$(ls kernels | grep -v README | tr '\n' ' '))"; exit 2; }
+	$(PY) -m geocontext kernels push "$$KERNEL" --out $(KERNELS_OUT)
+
+dataset: | $(PY)  ## lay out FEATURES (default work/features) with dataset-metadata.json in build/dataset/
+	$(PY) -m geocontext dataset prepare --features "$${FEATURES:-work/features}" --out build/dataset
+
+submit: | $(PY)  ## validate, then submit: make submit FILE=submissions/x.csv.zip MSG="..." [DATA=dir with test.csv]
+	@test -n "$$FILE" -a -n "$$MSG" || { echo 'usage: make submit FILE=submissions/x.csv.zip MSG="what changed" [DATA=folder with test.csv]'; exit 2; }
+	$(PY) -m geocontext submit --file "$$FILE" --message "$$MSG" $${DATA:+--data "$$DATA"}
 
 clean:  ## remove work/ and build/ outputs (keeps .venv/)
 	rm -rf work build

@@ -118,3 +118,47 @@ def test_bad_config_is_a_clear_error(demo_data, demo_features, tmp_path, capsys)
     code = main(["run", "--data", str(demo_data), "--features", str(demo_features), "--out", str(tmp_path / "o"),
                  "--config", str(tmp_path / "c.json")])
     assert code == 2 and "unknown head 'tree'" in capsys.readouterr().err
+
+
+def test_report_md_links_its_chart_and_decoder_table(finished):
+    from PIL import Image
+
+    out, report = finished
+    text = (out / "report.md").read_text()
+    assert f"**Final choice: {report['final']['name']}**" in text and "![per-tag F1](per_tag_f1.png)" in text
+    assert "## Decoder settings" in text and "Coastal" in text  # tag names, not just column ids
+    assert Image.open(out / "per_tag_f1.png").size[1] > 500
+
+
+def test_a_rerun_reuses_finished_variants(finished, demo_data, demo_features, capsys):
+    out, report = finished
+    again = run(demo_data, demo_features, out, small_config())
+    assert "reusing linear" in capsys.readouterr().out
+    assert not any(k.startswith("train ") for k in again["timings_s"])
+    assert again["variants"] == report["variants"] and again["final"] == report["final"]
+
+
+def test_with_adds_another_runs_variants_as_members(finished, demo_data, demo_features, tmp_path):
+    out, _ = finished
+    config = RunConfig(variants=[VariantConfig("solo", train=TrainConfig(epochs=3))],
+                       decode=DecodeConfig(decoders=("0.5", "global"), global_trials=5))
+    report = run(demo_data, demo_features, tmp_path / "mixed", config, with_runs=[out])
+    members = set(report["variants"])
+    assert "solo" in members and len(members) > 1
+    assert (tmp_path / "mixed" / "variants" / sorted(members - {"solo"})[0] / "model.pt").exists()
+    assert len(members) == 3  # solo + both variants of the other run
+    assert all(report["variants"][m]["same_holdout_split"] for m in members - {"solo"})
+    assert any(set(c["members"]) == members for c in report["candidates"].values())
+
+
+def test_leaderboard_ranks_candidates(finished, capsys):
+    from geocontext.leaderboard import collect
+
+    out, report = finished
+    rows = collect([out])
+    assert [r["exact_match"] for r in rows] == sorted((r["exact_match"] for r in rows), reverse=True)
+    assert sum(r["final"] for r in rows) == 1 and len(rows) == len(report["candidates"])
+    assert main(["leaderboard", str(out), "--final"]) == 0
+    table = capsys.readouterr().out
+    assert f"{report['final']['exact_match']:.4f}" in table and "*" in table
+    assert main(["leaderboard", str(out.parent / "nowhere")]) == 2

@@ -81,7 +81,7 @@ def test_tuning_never_sees_the_rows_it_is_scored_on(monkeypatch):
 
     monkeypatch.setattr(Candidate, "fit", spy)
     config = DecodeConfig(global_trials=5, per_tag_trials=5)
-    choice, report = choose(holdout, y2, ids, y2, config)
+    choice, report, predicted = choose(holdout, y2, ids, y2, config)
     from geocontext.split import folds
     fold = folds(ids, 2, config.seed)
     for study, rows in seen:
@@ -92,3 +92,4 @@ def test_tuning_never_sees_the_rows_it_is_scored_on(monkeypatch):
             assert study.startswith("final/") and rows == set(range(n))
     assert len(report) == len(candidates(["a", "b"], config)) == 12
     assert choice.name == max(report, key=lambda k: report[k]["exact_match"])
+    assert (predicted == y2).all(axis=1).mean() == report[choice.name]["exact_match"]

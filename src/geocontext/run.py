@@ -25,6 +25,7 @@ from .decode import ThresholdDecoder
 from .heads import Standardizer, predict_proba
 from .metrics import scores
 from .model import Variant
+from .report import write_report
 from .select import Choice, choose
 from .split import holdout_mask
 from .tune import fingerprint
@@ -73,6 +74,11 @@ class Prepared:
     holdout: np.ndarray  # bool over labels.ids
     fit_rows: np.ndarray  # bool: not hold-out, not too many tags
     fingerprint: str  # of labels, split and features: a saved variant is reused only when it matches
+
+    @property
+    def split_key(self) -> str:
+        """Names the hold-out split; a variant trained with another split may have seen hold-out photos."""
+        return fingerprint(np.sort(self.labels.ids[self.holdout]))
 
     @property
     def y_holdout(self) -> np.ndarray:
@@ -133,7 +139,8 @@ def train_variants(prep: Prepared, config: RunConfig, out: Path, timings: dict):
             variant = Variant(vc.name, spec, vc.train.head, result.head, scaler, prep.labels.columns,
                               vc.train.hidden, vc.train.dropout,
                               info={"train": vc.train.to_dict(), "best_epoch": result.best_epoch,
-                                    "history": result.history, "fingerprint": prep.fingerprint})
+                                    "history": result.history, "fingerprint": prep.fingerprint,
+                                    "holdout_split": prep.split_key})
             at_half = scores(y_holdout, ThresholdDecoder(0.5).decode(predict_proba(variant.head, x_holdout)),
                              prep.labels.columns)
             report = {"holdout_at_0.5": at_half, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
@@ -161,8 +168,9 @@ def _reuse(folder: Path, vc, prep: Prepared, holdout_probs: dict, test_probs: di
     """A variant already trained in this folder on the same inputs with the same settings is kept."""
     try:
         spec = json.loads((folder / "variant.json").read_text())
-        same = (spec.get("fingerprint") == prep.fingerprint and spec.get("train") == vc.train.to_dict()
-                and spec.get("features") == vc.features.to_dict())
+        wanted = json.loads(json.dumps({"train": vc.train.to_dict(), "features": vc.features.to_dict()}))
+        same = (spec.get("fingerprint") == prep.fingerprint and spec.get("train") == wanted["train"]
+                and spec.get("features") == wanted["features"])
         if not same:
             return False
         holdout_probs[vc.name] = np.load(folder / "holdout_probs.npy")
@@ -178,17 +186,23 @@ def add_members(prep: Prepared, runs, out: Path, holdout_probs: dict, test_probs
     """Bring the variants of other run folders (e.g. imported published heads) into this run as ensemble
     members: copied into OUT/variants/ so the run stays self-contained, scored on this run's hold-out."""
     for run_dir in runs:
-        info = json.loads(_run_json(run_dir).read_text())
-        for name in info["final"]["members"]:
-            variant = Variant.load(Path(run_dir) / "variants" / name)
+        _run_json(run_dir)  # a finished run, not any folder
+        for folder in sorted(p for p in (Path(run_dir) / "variants").iterdir() if (p / "variant.json").exists()):
+            variant = Variant.load(folder)
+            name = variant.name
             if tuple(variant.columns) != tuple(prep.labels.columns):
                 raise DataError(f"{run_dir}: variant {name!r} predicts other tag columns than train.csv")
             variant.name = name if name not in holdout_probs else f"{Path(run_dir).name}-{name}"
+            same_split = variant.info.get("holdout_split") == prep.split_key
+            if not same_split:
+                _say(f"warning: {variant.name} was not trained with this run's hold-out split; it may have seen"
+                     " hold-out photos, so its hold-out scores (and ensemble weight) can be optimistic")
             holdout = variant.predict_proba(prep.train.features, prep.train.rows[prep.holdout],
                                             prep.train.location[prep.holdout])
             test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location)
             at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
-            save_member(out, variant, holdout, test, {"holdout_at_0.5": at_half, "from": str(run_dir)},
+            save_member(out, variant, holdout, test,
+                        {"holdout_at_0.5": at_half, "from": str(run_dir), "same_holdout_split": same_split},
                         holdout_probs, test_probs, reports)
             _say(f"  {variant.name} (from {run_dir}): hold-out exact match {at_half['exact_match']:.4f} at 0.5")
 
@@ -197,8 +211,8 @@ def finish(prep: Prepared, out: Path, holdout_probs: dict, test_probs: dict, var
            config: RunConfig, timings: dict, start: float) -> dict:
     """Choose the final combination and decoder honestly, write submission, run.json and report.json."""
     t = time.perf_counter()
-    choice, candidates = choose(holdout_probs, prep.y_holdout, prep.labels.ids[prep.holdout],
-                                prep.labels.y[prep.fit_rows], config.decode, out)
+    choice, candidates, predicted = choose(holdout_probs, prep.y_holdout, prep.labels.ids[prep.holdout],
+                                           prep.labels.y[prep.fit_rows], config.decode, out)
     final_tags = choice.decode([test_probs[m] for m in choice.members])
     submission = write_submission(out / "submission.csv.zip", prep.test_ids, final_tags, prep.labels.columns,
                                   prep.test_ids)
@@ -218,6 +232,8 @@ def finish(prep: Prepared, out: Path, holdout_probs: dict, test_probs: dict, var
         "submission": str(submission),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
+    write_report(out, report, choice, prep.y_holdout, predicted, list(prep.labels.columns),
+                 data.read_tag_names(prep.data_dir))
     _say(f"final: {choice.name}, hold-out exact match {candidates[choice.name]['exact_match']:.4f} (cross-fitted)")
     _say(f"submission: {submission}")
     return report

@@ -1,0 +1,280 @@
+"""Kaggle kernels: the committed kernels render deterministically, and a rendered kernel runs on its own.
+
+The end-to-end test copies the rendered train kernel into an empty folder and runs it with a Python
+that cannot see the repository's src/ (isolated mode, and every src path holding a geocontext
+package removed from sys.path), on demo data laid out as Kaggle mounts it under /kaggle/input."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from geocontext import kernel_runtime as runtime
+from geocontext.cli import main, verbs
+from geocontext.data import read_labels, read_test_ids
+from geocontext.kernels import (PLACEHOLDER, RenderError, core_files, discover, load_kernel, package_dir,
+                                render_all, string_literal)
+from geocontext.submission import read_submission, validate
+
+KERNELS = REPO / "kernels"
+# Runs a script with no geocontext importable but the one it vendors: src paths holding the
+# package (the editable install's, PYTHONPATH's) are dropped before the script starts.
+RUNNER = """\
+import runpy, sys
+from pathlib import Path
+sys.path[:] = [p for p in sys.path if "site-packages" in p or not (Path(p or ".") / "geocontext").exists()]
+script, sys.argv = sys.argv[1], sys.argv[1:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def isolated_env(tmp_path: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEOCONTEXT_", "KAGGLE_", "PYTHON"))}
+    env.update(GEOCONTEXT_PROGRESS="0", GEOCONTEXT_VENDOR_DIR=str(tmp_path / "vendor"), **extra)
+    return env
+
+
+def run_isolated(script: Path, args: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-I", "-c", RUNNER, script.name, *args], cwd=script.parent, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rendered")
+    render_all(KERNELS, out, "fake-user")
+    return out
+
+
+@pytest.fixture(scope="module")
+def kaggle_input(demo_data, demo_features, tmp_path_factory) -> Path:
+    """/kaggle/input as a kernel sees it: the competition (newer nested mount) and the embed kernel's output."""
+    root = tmp_path_factory.mktemp("kaggle") / "input"
+    shutil.copytree(demo_data, root / "competitions" / runtime.COMPETITION)
+    shutil.copytree(demo_features, root / "geocontext-embed" / "features")
+    return root
+
+
+# ---- the committed kernels ----
+
+def test_committed_kernels_have_deliberate_metadata():
+    kernels = {k.name: k for k in discover(KERNELS)}
+    assert {"embed", "train"} <= set(kernels)
+    for k in kernels.values():  # load_kernel insists on explicit is_private / enable_gpu / enable_internet
+        assert k.metadata["competition_sources"] == [runtime.COMPETITION]
+        assert k.metadata["is_private"] is True
+        assert k.verb is not None
+    embed, train = kernels["embed"], kernels["train"]
+    assert embed.metadata["enable_gpu"] is True and embed.metadata["enable_internet"] is True
+    assert train.metadata["enable_gpu"] is False and train.metadata["enable_internet"] is False
+    assert train.metadata["kernel_sources"] == [embed.metadata["id"]]  # the embed kernel's output feeds training
+    assert train.verb == "run" and embed.verb == "embed"
+
+
+def test_rendering_is_deterministic_and_names_its_owner(rendered, tmp_path):
+    again = tmp_path / "again"
+    render_all(KERNELS, again, "fake-user")
+    files = sorted(p.relative_to(rendered) for p in rendered.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert len(files) == 2 * len(discover(KERNELS))
+    for rel in files:
+        assert (rendered / rel).read_bytes() == (again / rel).read_bytes(), rel
+        assert str(REPO) not in (rendered / rel).read_text()  # nothing of this machine goes to Kaggle
+        if rel.name == "kernel-metadata.json":
+            assert PLACEHOLDER not in (rendered / rel).read_text()
+    meta = json.loads((rendered / "train" / "kernel-metadata.json").read_text())
+    assert meta["id"] == "fake-user/geocontext-train"
+    assert meta["kernel_sources"] == ["fake-user/geocontext-embed"]
+    assert meta["code_file"] == "train.py"
+
+
+def test_rendered_script_carries_the_whole_core(rendered):
+    script = (rendered / "train" / "train.py").read_text()
+    tree = ast.parse(script)
+    core = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "_CORE")
+    vendored = ast.literal_eval(core)
+    assert list(vendored.items()) == core_files(package_dir())  # every file, byte for byte, in order
+    assert "geocontext/kernel_runtime.py" in vendored and "geocontext/run.py" in vendored
+    assert ast.get_docstring(tree).startswith('Kaggle kernel "geocontext train"')  # --help still reads it
+    assert script.startswith("#!/usr/bin/env python3\n")
+
+
+def test_without_a_username_the_placeholder_stays(tmp_path):
+    render_all(KERNELS, tmp_path, None, names=["train"])
+    assert json.loads((tmp_path / "train" / "kernel-metadata.json").read_text())["id"] == "{username}/geocontext-train"
+    assert not (tmp_path / "embed").exists()
+
+
+@pytest.mark.parametrize("text", ["plain\n", "a '''triple''' quote", "ends with a quote'", "back\\slash \\n \\'",
+                                  '"""doc"""', "unicode: café — ✓", "", "'", "\\"])
+def test_string_literal_round_trips(text):
+    assert ast.literal_eval(string_literal(text)) == text
+
+
+def test_bad_kernel_folders_are_refused_with_the_reason(tmp_path):
+    folder = tmp_path / "bad"
+    shutil.copytree(KERNELS / "train", folder)
+    meta = json.loads((folder / "kernel-metadata.json").read_text())
+
+    def refused(change: dict, match: str):
+        (folder / "kernel-metadata.json").write_text(json.dumps({**meta, **change}))
+        with pytest.raises(RenderError, match=match):
+            load_kernel(folder)
+
+    refused({"enable_internet": None}, "enable_internet")  # every such choice must be stated
+    refused({"id": "someone/geocontext-train"}, "id must be")
+    refused({"title": "geocontext training"}, "slug")
+    refused({"code_file": "missing.py"}, "code_file")
+    refused({"kernel_type": "notebook"}, "kernel_type")
+    (folder / "kernel-metadata.json").write_text("{not json")
+    with pytest.raises(RenderError, match="not valid JSON"):
+        load_kernel(folder)
+
+
+def test_render_verb_writes_build_kernels(tmp_path, capsys):
+    assert main(["kernels", "render", "--kernels", str(KERNELS), "--out", str(tmp_path), "--username", "x-y"]) == 0
+    assert "rendered" in capsys.readouterr().out
+    assert json.loads((tmp_path / "embed" / "kernel-metadata.json").read_text())["id"] == "x-y/geocontext-embed"
+    assert main(["kernels", "render", "nope", "--kernels", str(KERNELS), "--out", str(tmp_path)]) == 2
+    assert "no kernel named nope" in capsys.readouterr().err
+    assert main(["kernels", "render", "--kernels", str(KERNELS), "--out", str(tmp_path), "--username", "a/b"]) == 2
+
+
+# ---- a rendered kernel on its own ----
+
+def test_rendered_train_kernel_runs_alone_on_kaggle_layout(rendered, kaggle_input, demo_data, tmp_path):
+    kernel_dir = tmp_path / "kernel"  # an empty folder: the kernel and its metadata, nothing else
+    shutil.copytree(rendered / "train", kernel_dir)
+    working = tmp_path / "working"
+    env = isolated_env(tmp_path, GEOCONTEXT_INPUT=str(kaggle_input), GEOCONTEXT_WORKING=str(working))
+    result = run_isolated(kernel_dir / "train.py", [], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    vendored = next((tmp_path / "vendor").glob("geocontext-core-*"))
+    assert f"from {vendored / 'geocontext'}\n" in result.stdout  # the vendored copy ran, not the repository's
+    assert f"data: {kaggle_input / 'competitions' / runtime.COMPETITION}\n" in result.stdout
+    assert f"features: {kaggle_input / 'geocontext-embed' / 'features'}\n" in result.stdout
+    assert sorted(p.relative_to(vendored).as_posix() for p in vendored.rglob("*.py") if "__pycache__" not in p.parts) \
+        == [rel for rel, _ in core_files(package_dir())]
+
+    labels = read_labels(demo_data / "train.csv")
+    test_ids = read_test_ids(demo_data)
+    for path in (working / "submission.csv.zip", working / "run" / "submission.csv.zip"):
+        validate(read_submission(path), test_ids, labels.columns, source=str(path))
+    report = json.loads((working / "run" / "report.json").read_text())
+    assert report["rows"]["test"] == len(test_ids)
+    assert sorted(os.listdir(kernel_dir)) == ["kernel-metadata.json", "train.py"]  # outputs go to working only
+
+
+def test_rendered_train_kernel_runs_locally_against_a_data_folder(rendered, demo_data, demo_features, tmp_path):
+    """No /kaggle anywhere: the same script with --data/--features, arguments it does not know go to `run`."""
+    script = shutil.copy(rendered / "train" / "train.py", tmp_path / "train.py")
+    env = isolated_env(tmp_path)
+    result = run_isolated(Path(script), ["--data", str(demo_data), "--features", str(demo_features),
+                                         "--working", str(tmp_path / "out"), "--dry-run", "--seed", "7"], env)
+    assert result.returncode == 0, result.stderr
+    assert (f"$ geocontext run --data {demo_data} --features {demo_features} --out {tmp_path / 'out' / 'run'}"
+            f" --seed 7\n") in result.stdout
+    assert not (tmp_path / "out").exists()
+    result = run_isolated(Path(script), ["--data", str(demo_data), "--features", str(demo_features), "--work", "x",
+                                         "--dry-run"], env)
+    assert result.returncode == 0 and "--out work/kernels/train/run --work x\n" in result.stdout  # not --working
+
+
+def test_rendered_embed_kernel_finds_its_data(rendered, kaggle_input, tmp_path):
+    """The embed kernel's paths and command; it runs only where the core has `embed` (said clearly otherwise)."""
+    shutil.copytree(rendered / "embed", tmp_path / "kernel")
+    env = isolated_env(tmp_path, GEOCONTEXT_INPUT=str(kaggle_input), GEOCONTEXT_WORKING=str(tmp_path / "w"))
+    result = run_isolated(tmp_path / "kernel" / "embed.py", ["--dry-run", "--batch-size", "64"], env)
+    data = kaggle_input / "competitions" / runtime.COMPETITION
+    assert f"$ geocontext embed --data {data} --out {tmp_path / 'w' / 'features'} --batch-size 64\n" in result.stdout
+    if "embed" in verbs():
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 2 and "no `embed` verb" in result.stderr
+
+
+def test_rendered_kernel_errors_are_messages_not_tracebacks(rendered, tmp_path):
+    env = isolated_env(tmp_path, GEOCONTEXT_INPUT=str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    script = Path(shutil.copy(rendered / "train" / "train.py", tmp_path / "train.py"))
+    result = run_isolated(script, [], env)
+    assert result.returncode == 2
+    assert "no competition DATA found" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---- finding inputs ----
+
+def make_data(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "train.csv.zip").write_bytes(b"")
+    (folder / "test.csv").write_text("gridimage_id\n")
+    return folder
+
+
+def make_features(folder: Path) -> Path:
+    for split in ("train", "test"):
+        (folder / split).mkdir(parents=True)
+        (folder / split / "meta.json").write_text("{}")
+    return folder
+
+
+def resolve(root=None, **given):
+    parser = runtime.argument_parser(None, features=True)
+    argv = (["--input", str(root)] if root else []) + [x for k, v in given.items() for x in (f"--{k}", str(v))]
+    return runtime.resolve(parser.parse_args(argv), "train")
+
+
+@pytest.mark.parametrize("mount", [runtime.COMPETITION, f"competitions/{runtime.COMPETITION}"])
+def test_inputs_are_found_by_what_they_hold(tmp_path, mount):
+    data = make_data(tmp_path / mount)
+    features = make_features(tmp_path / "geocontext-embed" / "features")
+    make_data(tmp_path / "someone-else" / "test_images" / "decoy")  # photo folders are never searched
+    paths = resolve(tmp_path, working=tmp_path / "w")
+    assert (paths.data, paths.features, paths.working) == (data, features, tmp_path / "w")
+
+
+def test_ambiguous_or_missing_inputs_are_errors_that_say_what_to_do(tmp_path, monkeypatch):
+    make_data(tmp_path / runtime.COMPETITION)
+    make_data(tmp_path / "a-copy")  # two DATA folders: the competition's mount wins
+    first = make_features(tmp_path / "f1")
+    make_features(tmp_path / "f2")
+    with pytest.raises(runtime.KernelError, match=r"2 FEATURES folders found .*--features PATH"):
+        resolve(tmp_path)
+    assert resolve(tmp_path, features=first).data == tmp_path / runtime.COMPETITION
+    monkeypatch.setenv("GEOCONTEXT_FEATURES", str(first))
+    assert resolve(tmp_path).features == first
+    with pytest.raises(runtime.KernelError, match="not a FEATURES folder"):
+        resolve(tmp_path, features=tmp_path / "a-copy")
+    monkeypatch.setattr(runtime, "KAGGLE_INPUT", tmp_path / "no-such-mount")
+    with pytest.raises(runtime.KernelError, match="no competition DATA folder: pass --data"):
+        resolve(None)
+    deep = tmp_path / "deep"
+    make_data(deep / "a" / "b" / "c" / "d")
+    with pytest.raises(runtime.KernelError, match="no competition DATA found"):
+        resolve(deep, features=first)
+
+
+def test_working_folder_defaults(tmp_path, monkeypatch):
+    make_data(tmp_path / "in" / "x")
+    make_features(tmp_path / "in" / "y")
+    monkeypatch.setattr(runtime, "KAGGLE_WORKING", tmp_path / "no-such-mount")
+    assert resolve(tmp_path / "in").working == Path("work/kernels/train")
+    monkeypatch.setattr(runtime, "KAGGLE_WORKING", tmp_path)
+    assert resolve(tmp_path / "in").working == tmp_path
+    monkeypatch.setenv("GEOCONTEXT_WORKING", str(tmp_path / "env"))
+    assert resolve(tmp_path / "in").working == tmp_path / "env"
+
+
+def test_a_missing_verb_is_reported_before_any_work():
+    with pytest.raises(runtime.KernelError, match="no `no-such-verb` verb"):
+        runtime.check_verb("no-such-verb")
+    runtime.check_verb("run")
+    assert np.isin(["run", "kernels", "submit", "dataset"], verbs()).all()
