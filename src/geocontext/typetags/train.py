@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..progress import progress
+from ..train import holdout_scores
 from .dropout import DistanceDropout
 from .labels import WeightRules
 from .model import TypeClassifier
@@ -97,10 +98,7 @@ def _evaluate(model: TypeClassifier, data: Tensors, batch_size: int = 65_536) ->
     model.eval()
     logits = torch.cat([model(data.x[i:i + batch_size], data.dist[i:i + batch_size])
                         for i in range(0, len(data), batch_size)])
-    tags = logits >= 0
-    empty = ~tags.any(dim=1)
-    tags[empty, logits[empty].argmax(dim=1)] = True
-    exact = (tags == data.y.bool()).all(dim=1).float().mean().item()
+    exact, _ = holdout_scores(logits, data.y)
     return weighted_bce(logits, data.y, data.w).item(), exact
 
 
