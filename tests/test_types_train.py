@@ -24,7 +24,9 @@ from geocontext.typetags.train import TypesTrainConfig
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("types")
     data = write_dataset(folder / "types.jsonl", n=2500, seed=2)
-    report = train_run(data.path, folder / "run", TypesTrainConfig(seed=0, tune_trials=40))
+    # few, larger batches: the same scores as the default 20 steps an epoch, and quick on a busy machine
+    config = TypesTrainConfig(seed=0, tune_trials=40, min_steps_per_epoch=5, lr=3e-3)
+    report = train_run(data.path, folder / "run", config)
     return data, folder / "run", report
 
 
@@ -105,10 +107,13 @@ def test_cli_predict_writes_the_labeller_output(trained, tmp_path):
 
 def test_cli_train_and_evaluate(tmp_path, capsys):
     data = write_dataset(tmp_path / "small.jsonl", n=300, seed=4)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"min_steps_per_epoch": 4, "distance_dropout": {"unknown_share": 0.5}}))
     assert main(["types", "train", "--data", str(data.path), "--out", str(tmp_path / "run"), "--epochs", "2",
-                 "--tune-trials", "0"]) == 0
+                 "--tune-trials", "0", "--config", str(config)]) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert len(report["history"]) == 2 and report["config"]["epochs"] == 2
+    assert report["config"]["min_steps_per_epoch"] == 4 and report["config"]["distance_dropout"]["unknown_share"] == 0.5
     assert set(report["thresholds"].values()) == {0.5}
     assert main(["types", "evaluate", "--model", str(tmp_path / "run" / "model.pth"), "--data", str(data.path),
                  "--split", "all", "--threshold", "0.4", "--out", str(tmp_path / "eval")]) == 0
@@ -121,6 +126,10 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert main(["types", "evaluate", "--model", str(tmp_path / "run" / "model.pth"), "--data", str(data.path),
                  "--split", "test"]) == 2
     assert "no labelled photo with split 'test'" in capsys.readouterr().err
+    config.write_text(json.dumps({"learning_rate": 0.1}))
+    assert main(["types", "train", "--data", str(data.path), "--out", str(tmp_path / "run2"), "--config", str(config)]) == 2
+    assert "config.json: not a valid types training configuration (unknown types training option(s) ['learning_rate']" \
+        in capsys.readouterr().err
 
 
 def test_cli_entry_point_help():

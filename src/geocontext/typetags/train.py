@@ -54,7 +54,7 @@ class TypesTrainConfig:
     def from_file(cls, path: str | Path) -> "TypesTrainConfig":
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError, TypeError) as exc:
+        except (OSError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
             raise ValueError(f"{path}: not a valid types training configuration ({exc})") from exc
 
 
