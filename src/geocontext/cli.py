@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=int, default=200, help="test photos (default: 200)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
+
+    from .typetags.cli import add_parser as add_types_parser  # `types`: the Geograph type-tag classifier
+
+    add_types_parser(sub)
     return parser
 
 
