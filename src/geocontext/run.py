@@ -40,6 +40,7 @@ class Inputs:
     features: FeatureSet
     rows: np.ndarray
     location: np.ndarray  # (N, 2) normalised lat/lon, NaN where unknown
+    irish: np.ndarray  # (N,) bool: square on the Irish Grid (some feature specs leave these unknown)
     summary: dict
 
 
@@ -53,7 +54,7 @@ def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str
                "metadata": {"malformed_lines": len(meta.malformed_lines),
                             "malformed_examples": list(meta.malformed_lines[:10]),
                             "bad_ids": meta.bad_ids, "not_found": meta.not_found}}
-    return Inputs(ids, features, rows, grid.normalise(where.latlon), summary)
+    return Inputs(ids, features, rows, grid.normalise(where.latlon), where.irish, summary)
 
 
 def _say(message: str) -> None:
@@ -116,14 +117,14 @@ def train_variants(prep: Prepared, config: RunConfig, out: Path, timings: dict):
         if not todo:
             continue
         t = time.perf_counter()
-        x_train = fuse(spec, prep.train.features, prep.train.rows, prep.train.location)
+        x_train = fuse(spec, prep.train.features, prep.train.rows, prep.train.location, prep.train.irish)
         scaler = Standardizer.fit(x_train, np.flatnonzero(prep.fit_rows))
         x_train = scaler.transform_(x_train)
         tensors = {dt: (torch.from_numpy(x_train[prep.fit_rows]).to(dt), torch.from_numpy(x_train[prep.holdout]).to(dt))
                    for dt in {storage_dtype(vc.train.precision) for vc in todo}}
         x_holdout = x_train[prep.holdout]
         del x_train
-        x_test = scaler.transform_(fuse(spec, prep.test.features, prep.test.rows, prep.test.location))
+        x_test = scaler.transform_(fuse(spec, prep.test.features, prep.test.rows, prep.test.location, prep.test.irish))
         timings[f"features {spec.name}"] = time.perf_counter() - t
         y_fit = torch.from_numpy(prep.labels.y[prep.fit_rows])
         for vc in todo:
@@ -174,19 +175,28 @@ def _reuse(folder: Path, vc, prep: Prepared, holdout_probs: dict, test_probs: di
     return True
 
 
+def member_probs(prep: Prepared, variant: Variant) -> tuple[np.ndarray, np.ndarray]:
+    """A finished variant's probabilities on this run's hold-out and test photos."""
+    held = prep.holdout
+    holdout = variant.predict_proba(prep.train.features, prep.train.rows[held], prep.train.location[held],
+                                    prep.train.irish[held])
+    test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location, prep.test.irish)
+    return holdout, test
+
+
 def add_members(prep: Prepared, runs, out: Path, holdout_probs: dict, test_probs: dict, reports: dict) -> None:
     """Bring the variants of other run folders (e.g. imported published heads) into this run as ensemble
-    members: copied into OUT/variants/ so the run stays self-contained, scored on this run's hold-out."""
+    members: copied into OUT/variants/ so the run stays self-contained, scored on this run's hold-out.
+
+    A run's final members are brought; a run.json that lists "variants" (`heads import`) offers all of them."""
     for run_dir in runs:
         info = json.loads(_run_json(run_dir).read_text())
-        for name in info["final"]["members"]:
+        for name in info.get("variants") or info["final"]["members"]:
             variant = Variant.load(Path(run_dir) / "variants" / name)
             if tuple(variant.columns) != tuple(prep.labels.columns):
                 raise DataError(f"{run_dir}: variant {name!r} predicts other tag columns than train.csv")
             variant.name = name if name not in holdout_probs else f"{Path(run_dir).name}-{name}"
-            holdout = variant.predict_proba(prep.train.features, prep.train.rows[prep.holdout],
-                                            prep.train.location[prep.holdout])
-            test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location)
+            holdout, test = member_probs(prep, variant)
             at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
             save_member(out, variant, holdout, test, {"holdout_at_0.5": at_half, "from": str(run_dir)},
                         holdout_probs, test_probs, reports)
@@ -265,7 +275,8 @@ def predict(run_dir, data_dir, features_dir, out_file, probs_file=None, split: s
     features = load_features(features_dir, split)
     ids = features.ids
     inputs = load_inputs(data_dir, features_dir, split, ids, f"{features.path / 'ids.npy'}")
-    probs = [variants[m].predict_proba(inputs.features, inputs.rows, inputs.location) for m in choice.members]
+    probs = [variants[m].predict_proba(inputs.features, inputs.rows, inputs.location, inputs.irish)
+             for m in choice.members]
     tags = choice.decode(probs)
     if probs_file is not None:
         np.save(probs_file, choice.combine(probs))
