@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from geocontext.errors import DataError
-from geocontext.features import FeatureSpec, align, fuse, load_features, save_features
+from geocontext.features import FeatureSpec, align, fuse, load_features, looks_normalised, save_features
 
 
 @pytest.fixture
@@ -64,6 +64,34 @@ def test_fuse_published_convention_and_row_order(folder):
     assert x.shape == (2, 8)
     assert np.allclose(x[0, :3], fs.image[3]) and np.allclose(x[1, 3:6], fs.title[0])  # raw, in row order
     assert x[0, 6:].tolist() == [0, 0]  # the published [0, 0] for an unknown square
+
+
+def test_fuse_can_leave_irish_grid_squares_unknown(folder):
+    fs = load_features(folder, "train")
+    loc = np.array([[0.1, 0.2], [0.3, 0.4]], dtype=np.float32)
+    spec = FeatureSpec(("location",), l2_normalize=False, unknown="zero", irish_grid=False)
+    with pytest.raises(ValueError, match="pass `irish`"):
+        fuse(spec, fs, np.array([0, 1]), loc)
+    irish = np.array([True, False])
+    assert fuse(spec, fs, np.array([0, 1]), loc, irish).tolist() == [[0, 0], loc[1].tolist()]
+    keep = FeatureSpec(("location",), unknown="zero")  # the default keeps Irish squares
+    assert fuse(keep, fs, np.array([0, 1]), loc, irish).tolist() == loc.tolist()
+
+
+def test_looks_normalised_reads_meta_then_rows(folder):
+    fs = load_features(folder, "train")
+    assert not looks_normalised(fs)
+    unit = np.eye(3, dtype=np.float32)
+    save_features(folder, "unit", [1, 2, 3, 4], unit[[0, 1, 2, 0]], unit[[1, 2, 0, 1]], {"normalized": True})
+    assert looks_normalised(load_features(folder, "unit"))
+    meta = json.loads((folder / "unit" / "meta.json").read_text())
+    del meta["normalized"]
+    (folder / "unit" / "meta.json").write_text(json.dumps(meta))
+    assert looks_normalised(load_features(folder, "unit"))  # meta silent: unit-norm rows give it away
+    meta = json.loads((folder / "train" / "meta.json").read_text())
+    del meta["normalized"]
+    (folder / "train" / "meta.json").write_text(json.dumps(meta))
+    assert not looks_normalised(load_features(folder, "train"))
 
 
 def test_spec_validation_and_names():

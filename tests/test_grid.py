@@ -31,6 +31,12 @@ def test_unknown_references_are_counted_not_zero():
     assert np.isnan(loc.latlon[:7]).all()
 
 
+def test_irish_grid_rows_are_marked():
+    loc = locate(["O1534", "J3374", "NT2573", "", "I1234"])
+    assert loc.irish.tolist() == [True, True, False, False, False]
+    assert loc.summary()["irish"] == 2
+
+
 def test_normalise_uses_the_published_bounds():
     out = normalise(np.array([[LAT_RANGE[0], LON_RANGE[0]], [LAT_RANGE[1], LON_RANGE[1]], [np.nan, np.nan]]))
     assert out[:2].tolist() == [[0, 0], [1, 1]] and np.isnan(out[2]).all()

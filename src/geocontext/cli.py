@@ -107,6 +107,35 @@ def _add_embed_verb(sub) -> None:
     m.set_defaults(func=merge)
 
 
+def _heads_import(args) -> int:
+    from .config import RunConfig
+    from .published import import_heads
+
+    config = RunConfig.from_file(args.config) if args.config else RunConfig()
+    if args.seed is not None:
+        config.seed = args.seed
+    import_heads(args.paths, args.out, args.data, args.features, config)
+    return 0
+
+
+def _add_heads(sub) -> None:
+    """`heads import`: the published CLIP-the-Landscape heads as a run folder."""
+    p = sub.add_parser("heads", help="use published CLIP-the-Landscape heads (`heads import`)")
+    verbs = p.add_subparsers(dest="heads_verb", required=True, metavar="VERB")
+    q = verbs.add_parser("import", help="write a run folder holding published head files, for predict and run --with",
+                         description="Import published heads ({linear|mlp}-{img}-{txt}-{loc}[-mixup].pth, plain state"
+                         " dicts) as the variants of a run folder. They keep the published input convention (raw"
+                         " embeddings, published location normalisation). Without --data/--features the final choice"
+                         " is their mean at 0.5; with both, it is chosen on the seeded hold-out as `run` does.")
+    q.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="published head files (.pth)")
+    q.add_argument("--out", required=True, type=Path, help="run folder to write")
+    q.add_argument("--data", type=Path, help="DATA folder: with --features, score the heads on the hold-out")
+    q.add_argument("--features", type=Path, help="FEATURES folder of raw (un-normalised) ViT-B-32 embeddings")
+    q.add_argument("--config", type=Path, help="JSON run configuration: hold-out and decoder settings (no training)")
+    q.add_argument("--seed", type=int, help="seed of the hold-out split")
+    q.set_defaults(func=_heads_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geocontext", description="Tag Geograph landscape photos with the"
                                      " competition's 49 context tags. `geocontext VERB --help` explains each verb.")
@@ -152,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
 
+    from .typetags.cli import add_parser as add_types_parser  # `types`: the Geograph type-tag classifier
+
+    add_types_parser(sub)
+    _add_heads(sub)
     _add_embed_verb(sub)
     return parser
 

@@ -115,5 +115,9 @@ def main(work: str | Path, n_train: int = 800, n_test: int = 200, seed: int = 0)
     print(f"local leaderboard: exact match {score['exact_match']:.4f} (public {score.get('public', float('nan')):.4f},"
           f" private {score.get('private', float('nan')):.4f}), macro F1 {score['macro_f1']:.4f}")
     print(f"submission: {work / 'run' / 'submission.csv.zip'}")
+
+    from .typetags.demo import main as types_demo  # the Geograph type-tag task (issue 6), on its own data
+
+    types_demo(work / "types", seed=seed)
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
     return score

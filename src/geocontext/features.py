@@ -89,6 +89,17 @@ def load_features(folder: str | Path, split: str) -> FeatureSet:
     return FeatureSet(path, ids, arrays["image"], arrays["title"], meta)
 
 
+def looks_normalised(features: FeatureSet, sample: int = 1000) -> bool:
+    """Whether the embeddings are L2-normalised: meta.json says so, or, where it is silent, the first
+    `sample` image and title rows all have unit norm (raw CLIP rows are far from it)."""
+    if "normalized" in features.meta:
+        return bool(features.meta["normalized"])
+    rows = np.concatenate([np.asarray(features.image[:sample], dtype=np.float64),
+                           np.asarray(features.title[:sample], dtype=np.float64)])
+    norms = np.linalg.norm(rows[~np.isnan(rows).any(axis=1)], axis=1)
+    return len(norms) > 0 and bool(np.all(np.abs(norms - 1) < 1e-3))
+
+
 def align(features: FeatureSet, ids: np.ndarray, source: str) -> np.ndarray:
     """Row index into `features` for each of `ids`; every id must be there."""
     order = np.argsort(features.ids)
@@ -110,12 +121,14 @@ class FeatureSpec:
 
     unknown="flag" adds a 0/1 column after the image block (photo missing) and after the location
     block (square unknown), so the head can tell "unknown" from a real value. unknown="zero" is the
-    published convention: zeros and nothing else.
+    published convention: zeros and nothing else. irish_grid=False treats photos on the Irish Grid as
+    unknown, as the published pipeline did (it resolved British National Grid references only).
     """
 
     modalities: tuple[str, ...] = MODALITIES
     l2_normalize: bool = True
     unknown: str = "flag"
+    irish_grid: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -158,10 +171,15 @@ def _l2(block: np.ndarray) -> np.ndarray:
 
 
 def fuse(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
-         dtype=np.float32) -> np.ndarray:
+         irish: np.ndarray | None = None, dtype=np.float32) -> np.ndarray:
     """The model input for `features` rows `rows` (their order), built chunk by chunk.
 
-    `location` is (len(rows), 2) normalised lat/lon with NaN where the square is unknown."""
+    `location` is (len(rows), 2) normalised lat/lon with NaN where the square is unknown; `irish` (bool,
+    len(rows)) marks squares on the Irish Grid, needed when the spec leaves those unknown."""
+    if "location" in spec.modalities and not spec.irish_grid:
+        if irish is None:
+            raise ValueError("this feature spec treats Irish Grid squares as unknown: pass `irish`")
+        location = np.where(np.asarray(irish, dtype=bool)[:, None], np.nan, location)
     embed_dim = features.image.shape[1]
     out = np.empty((len(rows), spec.dim(embed_dim)), dtype=dtype)
     flag = spec.unknown == "flag"

@@ -24,6 +24,7 @@ _CRS = {"gb": "EPSG:27700", "ie": "EPSG:29903"}  # British National Grid, Irish 
 @dataclass(frozen=True)
 class Locations:
     latlon: np.ndarray  # float64 (N, 2): latitude, longitude in degrees; NaN where unknown
+    irish: np.ndarray  # bool (N,): resolved on the Irish Grid (the published pipeline left these unknown)
     empty: int  # references that were blank
     malformed: tuple[str, ...]  # references that could not be read (each distinct value once)
     malformed_count: int
@@ -33,8 +34,8 @@ class Locations:
         return ~np.isnan(self.latlon[:, 0])
 
     def summary(self) -> dict:
-        return {"rows": len(self.latlon), "known": int(self.known.sum()), "empty": self.empty,
-                "malformed": self.malformed_count, "malformed_examples": list(self.malformed[:10])}
+        return {"rows": len(self.latlon), "known": int(self.known.sum()), "irish": int(self.irish.sum()),
+                "empty": self.empty, "malformed": self.malformed_count, "malformed_examples": list(self.malformed[:10])}
 
 
 @lru_cache(maxsize=None)
@@ -53,18 +54,20 @@ def locate(grid_references) -> Locations:
     square; blank, coarser or unreadable ones give NaN and are counted."""
     # Photos share squares: parse each distinct reference once.
     codes, distinct = pd.factorize(pd.Series(np.asarray(grid_references, dtype=object)).fillna(""))
-    latlon, is_empty = _locate_distinct(pd.Series(distinct, dtype=object).astype(str))
+    latlon, is_empty, is_irish = _locate_distinct(pd.Series(distinct, dtype=object).astype(str))
     codes_ok = codes >= 0
     rows = np.full((len(codes), 2), np.nan)
     rows[codes_ok] = latlon[codes[codes_ok]]
+    irish = np.zeros(len(codes), dtype=bool)
+    irish[codes_ok] = is_irish[codes[codes_ok]]
     empty = np.ones(len(codes), dtype=bool)
     empty[codes_ok] = is_empty[codes[codes_ok]]
     bad = np.isnan(rows[:, 0]) & ~empty
     malformed = tuple(pd.unique(np.asarray(distinct, dtype=object)[np.unique(codes[bad])]))
-    return Locations(rows, int(empty.sum()), malformed, int(bad.sum()))
+    return Locations(rows, irish, int(empty.sum()), malformed, int(bad.sum()))
 
 
-def _locate_distinct(refs: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _locate_distinct(refs: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     refs = refs.str.upper().str.replace(r"\s+", "", regex=True)
     empty = (refs == "").to_numpy()
     parts = refs.str.extract(_PATTERN).fillna("")
@@ -100,7 +103,7 @@ def _locate_distinct(refs: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         if mask.any():
             lon, lat = _transformer(grid).transform(east[mask], north[mask])
             latlon[mask, 0], latlon[mask, 1] = lat, lon
-    return latlon, empty
+    return latlon, empty, ie & ~np.isnan(latlon[:, 0])
 
 
 def normalise(latlon: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .errors import DataError
-from .features import FeatureSet, FeatureSpec, fuse
+from .features import FeatureSet, FeatureSpec, fuse, looks_normalised
 from .heads import Standardizer, build_head, predict_proba
 
 
@@ -26,14 +26,26 @@ class Variant:
     columns: tuple[str, ...]
     hidden: int = 256
     dropout: float = 0.5
-    info: dict = field(default_factory=dict)  # training config, history, scores: carried, not used
+    # training config, history, scores: carried, not used; except "embeddings": "raw", which makes
+    # predict_proba refuse L2-normalised features (the published heads were trained on raw ones)
+    info: dict = field(default_factory=dict)
 
     @property
     def in_dim(self) -> int:
         return len(self.scaler.mean)
 
-    def predict_proba(self, features: FeatureSet, rows: np.ndarray, location: np.ndarray) -> np.ndarray:
-        x = fuse(self.features, features, rows, location)
+    def check_features(self, features: FeatureSet) -> None:
+        """Refuse features the head was not trained on: a head fitted on raw embeddings gives wrong
+        probabilities on L2-normalised ones (raw CLIP rows have norms far from 1)."""
+        if self.info.get("embeddings") == "raw" and looks_normalised(features):
+            said = "its meta.json says normalized: true" if features.meta.get("normalized") else "its rows have unit norm"
+            raise DataError(f"{features.path}: variant {self.name!r} needs raw (un-normalised) embeddings, as it was"
+                            f" trained on them, but {said}; embed the photos again without L2 normalisation")
+
+    def predict_proba(self, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
+                      irish: np.ndarray | None = None) -> np.ndarray:
+        self.check_features(features)
+        x = fuse(self.features, features, rows, location, irish)
         if x.shape[1] != self.in_dim:
             raise DataError(f"{features.path}: variant {self.name!r} expects {self.in_dim} inputs"
                             f" ({self.features.name}), the features give {x.shape[1]} (embedding dim {features.image.shape[1]})")

@@ -41,6 +41,7 @@ class Inputs:
     features: FeatureSet
     rows: np.ndarray
     location: np.ndarray  # (N, 2) normalised lat/lon, NaN where unknown
+    irish: np.ndarray  # (N,) bool: square on the Irish Grid (some feature specs leave these unknown)
     summary: dict
 
 
@@ -54,7 +55,7 @@ def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str
                "metadata": {"malformed_lines": len(meta.malformed_lines),
                             "malformed_examples": list(meta.malformed_lines[:10]),
                             "bad_ids": meta.bad_ids, "not_found": meta.not_found}}
-    return Inputs(ids, features, rows, grid.normalise(where.latlon), summary)
+    return Inputs(ids, features, rows, grid.normalise(where.latlon), where.irish, summary)
 
 
 def _say(message: str) -> None:
@@ -122,14 +123,14 @@ def train_variants(prep: Prepared, config: RunConfig, out: Path, timings: dict):
         if not todo:
             continue
         t = time.perf_counter()
-        x_train = fuse(spec, prep.train.features, prep.train.rows, prep.train.location)
+        x_train = fuse(spec, prep.train.features, prep.train.rows, prep.train.location, prep.train.irish)
         scaler = Standardizer.fit(x_train, np.flatnonzero(prep.fit_rows))
         x_train = scaler.transform_(x_train)
         tensors = {dt: (torch.from_numpy(x_train[prep.fit_rows]).to(dt), torch.from_numpy(x_train[prep.holdout]).to(dt))
                    for dt in {storage_dtype(vc.train.precision) for vc in todo}}
         x_holdout = x_train[prep.holdout]
         del x_train
-        x_test = scaler.transform_(fuse(spec, prep.test.features, prep.test.rows, prep.test.location))
+        x_test = scaler.transform_(fuse(spec, prep.test.features, prep.test.rows, prep.test.location, prep.test.irish))
         timings[f"features {spec.name}"] = time.perf_counter() - t
         y_fit = torch.from_numpy(prep.labels.y[prep.fit_rows])
         for vc in todo:
@@ -182,9 +183,19 @@ def _reuse(folder: Path, vc, prep: Prepared, holdout_probs: dict, test_probs: di
     return True
 
 
+def member_probs(prep: Prepared, variant: Variant) -> tuple[np.ndarray, np.ndarray]:
+    """A finished variant's probabilities on this run's hold-out and test photos."""
+    held = prep.holdout
+    holdout = variant.predict_proba(prep.train.features, prep.train.rows[held], prep.train.location[held],
+                                    prep.train.irish[held])
+    test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location, prep.test.irish)
+    return holdout, test
+
+
 def add_members(prep: Prepared, runs, out: Path, holdout_probs: dict, test_probs: dict, reports: dict) -> None:
     """Bring the variants of other run folders (e.g. imported published heads) into this run as ensemble
-    members: copied into OUT/variants/ so the run stays self-contained, scored on this run's hold-out."""
+    members: copied into OUT/variants/ so the run stays self-contained, scored on this run's hold-out.
+    Every variant of each run is brought, not only its final choice's members."""
     for run_dir in runs:
         _run_json(run_dir)  # a finished run, not any folder
         for folder in sorted(p for p in (Path(run_dir) / "variants").iterdir() if (p / "variant.json").exists()):
@@ -197,9 +208,7 @@ def add_members(prep: Prepared, runs, out: Path, holdout_probs: dict, test_probs
             if not same_split:
                 _say(f"warning: {variant.name} was not trained with this run's hold-out split; it may have seen"
                      " hold-out photos, so its hold-out scores (and ensemble weight) can be optimistic")
-            holdout = variant.predict_proba(prep.train.features, prep.train.rows[prep.holdout],
-                                            prep.train.location[prep.holdout])
-            test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location)
+            holdout, test = member_probs(prep, variant)
             at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
             save_member(out, variant, holdout, test,
                         {"holdout_at_0.5": at_half, "from": str(run_dir), "same_holdout_split": same_split},
@@ -281,7 +290,8 @@ def predict(run_dir, data_dir, features_dir, out_file, probs_file=None, split: s
     features = load_features(features_dir, split)
     ids = features.ids
     inputs = load_inputs(data_dir, features_dir, split, ids, f"{features.path / 'ids.npy'}")
-    probs = [variants[m].predict_proba(inputs.features, inputs.rows, inputs.location) for m in choice.members]
+    probs = [variants[m].predict_proba(inputs.features, inputs.rows, inputs.location, inputs.irish)
+             for m in choice.members]
     tags = choice.decode(probs)
     if probs_file is not None:
         np.save(probs_file, choice.combine(probs))

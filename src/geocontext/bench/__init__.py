@@ -1,1 +1,1 @@
-"""Benchmarks: each compares our path with a baseline on the same data and machine, in the same run."""
+"""Benchmarks behind `make bench` (figures in BENCHMARKS.md). Not part of the kit's data path."""

@@ -1,0 +1,29 @@
+"""Run one geocontext command and record its wall time and peak memory (resident set) as JSON.
+
+    python -m geocontext.bench.measure OUT.json -- run --data ... --features ... --out ...
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[1] != "--":
+        print(__doc__, file=sys.stderr)
+        return 2
+    from ..cli import main as cli
+
+    start = time.perf_counter()
+    code = cli(argv[2:])
+    wall = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
+    Path(argv[0]).write_text(json.dumps({"exit_code": code, "wall_s": wall, "peak_rss_gb": peak_kb / 1024**2}))
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
