@@ -287,3 +287,14 @@ def test_vit_b_32_bf16_agrees_with_fp32(data_dir, tmp_path):
 
     assert cosine(img32[ok], img16[ok]).min() > 0.99
     assert cosine(txt32, txt16).min() > 0.99
+
+
+def test_benchmark_runs_and_reports_agreement(tiny):
+    from geocontext.bench.embedding import markdown, run_benchmark
+
+    result = run_benchmark(photos=4, repeats=1, model=tiny, workers=0)
+    assert set(result["photos_per_s"]) >= {"naive", "batched-fp32"} and result["default_path"] in result["photos_per_s"]
+    assert all(v > 0 for v in result["photos_per_s"].values())
+    agree = result["agreement_with_naive_fp32"]["fp32"]
+    assert agree["image_min_cosine"] > 0.9999 and agree["title_min_cosine"] > 0.9999
+    assert "| naive loop, fp32" in markdown(result)
