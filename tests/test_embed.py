@@ -214,6 +214,8 @@ def test_chunks_from_another_encoder_or_id_list_are_refused(data_dir, tiny, tmp_
     (fewer / "test.csv").write_text("\n".join(lines[:-1]) + "\n")
     with pytest.raises(DataError, match=r"another id list \(8 ids\) than test.csv in .* \(7 ids\)"):
         merge(fewer, tmp_path / "g", [tmp_path / "f"])
+    with pytest.raises(DataError, match=r"test_images: folder not found"):  # DATA without its photos
+        embed(fewer, tmp_path / "g", ["test"], config(tiny, chunk_size=4, seed=1))
 
 
 def test_plan_shards_cover_every_chunk_once():

@@ -88,6 +88,9 @@ def embed(data_dir: str | Path, out: str | Path, splits=SPLITS, config: EmbedCon
 
 def embed_split(data_dir, out, split: str, config: EmbedConfig, encoder: Encoder) -> dict:
     ids, source = split_ids(data_dir, split)
+    photos = Path(data_dir) / f"{split}_images"
+    if not photos.is_dir():  # else every photo would come out "missing", slowly
+        raise DataError(f"{photos}: folder not found; DATA keeps {split} photos as {split}_images/NNNNN/ID.jpg")
     plan = Plan(split, ids, config.chunk_size)
     store = ChunkStore(Path(out) / "chunks" / split)
     store.open(plan.manifest(encoder.describe(), encoder.identity()))
@@ -136,7 +139,7 @@ def _embed_chunks(data_dir, plan: Plan, todo: list[int], store: ChunkStore, conf
     owner = {start: k for k, (start, _) in zip(todo, ranges)}
     pad = encoder.tokenize([""])[0, -1].item()  # what fills a title's unused context
     total = sum(stop - start for start, stop in ranges)
-    buffer, began = None, time.perf_counter()
+    buffer, began, done = None, time.perf_counter(), 0
     with progress(total=total, unit="photo", desc=f"embed {plan.split}", smoothing=0.1) as bar:
         for batch in loader:
             first = int(batch.positions[0])
@@ -154,12 +157,21 @@ def _embed_chunks(data_dir, plan: Plan, todo: list[int], store: ChunkStore, conf
                 buffer.reasons[row] = reason
             buffer.filled += len(local)
             bar.update(len(local))
+            done += len(local)
             if buffer.filled == buffer.n:
                 store.write(buffer.k, _finish(buffer, plan, encoder, batch_size, pad, info))
                 buffer = None
+                if bar.disable:  # logs (a Kaggle kernel's, say) get a line per chunk instead of the bar
+                    _log_chunk(plan.split, done, total, time.perf_counter() - began)
     seconds = time.perf_counter() - began
     print(f"{plan.split}: embedded {total} photos in {seconds:.0f} s ({total / max(seconds, 1e-9):.1f} photos/s)",
           flush=True)
+
+
+def _log_chunk(split: str, done: int, total: int, seconds: float) -> None:
+    rate = done / max(seconds, 1e-9)
+    left = (total - done) / max(rate, 1e-9)
+    print(f"{split}: {done}/{total} photos embedded, {rate:.1f} photos/s, about {left / 60:.0f} min left", flush=True)
 
 
 def _finish(buffer: _ChunkBuffer, plan: Plan, encoder: Encoder, batch_size: int, pad: int, info: dict) -> Chunk:
