@@ -146,6 +146,32 @@ def test_bad_checkpoints_are_refused_with_the_file_named(tiny, tmp_path):
         load_encoder(EncoderConfig(model="ViT-B-32", pretrained="nosuchtag"))
 
 
+def test_safetensors_and_tagged_weights_load(tiny, checkpoint, tmp_path, monkeypatch):
+    import open_clip
+    from safetensors.torch import save_file
+
+    _, model, _, _ = checkpoint
+    x = torch.rand(2, 3, 32, 32)
+    with torch.inference_mode():
+        want = model.encode_image(x).numpy()
+    path = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    enc = load_encoder(EncoderConfig(model=tiny, pretrained=str(path), precision="fp32"))
+    np.testing.assert_allclose(enc.encode_images(x), want, rtol=1e-5, atol=1e-6)
+    assert enc.weights.source == "file" and enc.quick_gelu is False
+
+    # A pretrained tag: open_clip's table entry names the file (as after a download) and asks for
+    # QuickGELU and its own normalisation, which the encoder must take over.
+    real = open_clip.get_pretrained_cfg
+    entry = {"file": str(path), "quick_gelu": True, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda m, t: entry if t == "mytag" else real(m, t))
+    enc = load_encoder(EncoderConfig(model=tiny, pretrained="mytag", precision="fp32"))
+    assert enc.quick_gelu and enc.identity()["weights"] == "tag:mytag" and "QuickGELU" in enc.name
+    assert any(type(m).__name__ == "QuickGELU" for m in enc.model.modules())
+    normalize = enc.preprocess.transforms[-1]
+    assert tuple(normalize.mean) == (0.5, 0.5, 0.5) and tuple(normalize.std) == (0.25, 0.25, 0.25)
+
+
 def test_missing_pretrained_weights_say_how_to_provide_them(monkeypatch):
     import huggingface_hub.constants
 
