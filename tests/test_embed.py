@@ -275,12 +275,15 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(data_dir, tiny, tmp_
     cmd = [sys.executable, "-c", KILLABLE, *args, "--out", str(tmp_path / "killed")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     written = 0
-    for line in proc.stdout:
-        written += line.startswith("wrote")
-        if written == 2:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
+    try:
+        for line in proc.stdout:
+            written += line.startswith("wrote")
+            if written == 2:
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        proc.stdout.close()
     assert written == 2 and proc.returncode == -signal.SIGKILL
     chunk_dir = tmp_path / "killed" / "chunks" / "train"
     assert len(list(chunk_dir.glob("chunk-*.npz"))) == 2 and not (tmp_path / "killed" / "train").exists()

@@ -120,7 +120,7 @@ class _ChunkBuffer:
         self.k, self.start, self.n = k, start, stop - start
         self.image = np.full((self.n, dim), np.nan, dtype=np.float32)
         self.tokens = np.zeros((self.n, context), dtype=np.int64)
-        self.reasons = [""] * self.n
+        self.reasons = np.full(self.n, "", dtype=object)
         self.filled = 0
         self.began = time.perf_counter()
 
@@ -147,14 +147,13 @@ def _embed_chunks(data_dir, plan: Plan, todo: list[int], store: ChunkStore, conf
                 k = owner[first]
                 buffer = _ChunkBuffer(k, *plan.bounds(k), encoder.dim, batch.tokens.shape[1])
             local = batch.positions.numpy() - buffer.start
-            ok = np.array([not r for r in batch.reasons])
+            ok = batch.ok.numpy()
             if ok.all():
                 buffer.image[local] = encoder.encode_images(batch.images)
             elif ok.any():
-                buffer.image[local[ok]] = encoder.encode_images(batch.images[torch.from_numpy(ok)])
+                buffer.image[local[ok]] = encoder.encode_images(batch.images[batch.ok])
             buffer.tokens[local] = batch.tokens.numpy()
-            for row, reason in zip(local, batch.reasons):
-                buffer.reasons[row] = reason
+            buffer.reasons[local] = batch.reasons
             buffer.filled += len(local)
             bar.update(len(local))
             done += len(local)
@@ -182,11 +181,11 @@ def _finish(buffer: _ChunkBuffer, plan: Plan, encoder: Encoder, batch_size: int,
     for b in range(0, buffer.n, batch_size):
         rows = order[b:b + batch_size]
         title[rows] = encoder.encode_tokens(tokens[rows])
-    failed = np.array([i for i, r in enumerate(buffer.reasons) if r], dtype=np.int64)
+    failed = np.flatnonzero(buffer.reasons != "")
     stats = {"titles_at_context_limit": int((buffer.tokens[:, -1] != pad).sum()),
              "seconds": round(time.perf_counter() - buffer.began, 3)}
     return Chunk(plan.ids[buffer.start:buffer.start + buffer.n], buffer.image, title, failed,
-                 np.array([buffer.reasons[i] for i in failed], dtype=str), {**info, **stats})
+                 buffer.reasons[failed].astype(str), {**info, **stats})
 
 
 def _lengths(tokens, pad: int) -> np.ndarray:

@@ -27,10 +27,12 @@ class Batch:
     positions: torch.Tensor  # int64 (B,): rows of the dataset
     images: torch.Tensor  # (B, 3, H, W); zeros where `reasons` is non-empty
     reasons: list[str]  # "" where the photo was read
+    ok: torch.Tensor  # bool (B,): the photo was read
     tokens: torch.Tensor  # int64 (B, context_length)
 
     def pin_memory(self) -> "Batch":  # DataLoader(pin_memory=True) calls this on custom batches
-        return Batch(self.positions.pin_memory(), self.images.pin_memory(), self.reasons, self.tokens.pin_memory())
+        return Batch(self.positions.pin_memory(), self.images.pin_memory(), self.reasons, self.ok,
+                     self.tokens.pin_memory())
 
 
 class PhotoDataset(Dataset):
@@ -56,7 +58,8 @@ class PhotoDataset(Dataset):
 
 def collate(items) -> Batch:
     positions, images, reasons, tokens = zip(*items)
-    return Batch(torch.tensor(positions, dtype=torch.int64), torch.stack(images), list(reasons), torch.stack(tokens))
+    ok = torch.tensor([not r for r in reasons], dtype=torch.bool)
+    return Batch(torch.tensor(positions, dtype=torch.int64), torch.stack(images), list(reasons), ok, torch.stack(tokens))
 
 
 def batches_within(ranges: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
