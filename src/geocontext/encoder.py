@@ -31,7 +31,7 @@ class EncoderConfig:
     quick_gelu: bool = False  # forced on when the pretrained tag was trained with QuickGELU (OpenAI's)
     seed: int = 0  # random weights only: the same seed gives the same model in every process
     device: str = "auto"  # auto | cpu | cuda[:N]
-    precision: str = "auto"  # auto: fp16 autocast on CUDA, bf16 on a CPU with native bf16, else fp32 (see `weights_dtype`)
+    precision: str = "auto"  # auto: fp16 autocast on CUDA, bf16 on CPUs with native bf16 (`weights_dtype`), else fp32
     cache_dir: str | None = None  # where open_clip downloads tagged weights (default: its own cache)
 
     def __post_init__(self):
@@ -88,6 +88,13 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") for name in archive.namelist())
+
+
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a checkpoint file, without running code from it.
 
@@ -102,7 +109,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         except Exception as exc:  # safetensors raises its own error types
             raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from exc
     else:
-        if zipfile.is_zipfile(path) and any(n.endswith("constants.pkl") for n in zipfile.ZipFile(path).namelist()):
+        if _is_torchscript(path):
             raise WeightsError(
                 f"{path}: a TorchScript archive (OpenAI's original ViT-B-32.pt?), which cannot be read safely."
                 " Use open_clip's state-dict file instead: open_clip_pytorch_model.bin or open_clip_model.safetensors"
