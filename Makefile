@@ -45,5 +45,8 @@ submit: | $(PY)  ## validate, then submit: make submit FILE=submissions/x.csv.zi
 	@test -n "$$FILE" -a -n "$$MSG" || { echo 'usage: make submit FILE=submissions/x.csv.zip MSG="what changed" [DATA=folder with test.csv]'; exit 2; }
 	$(PY) -m geocontext submit --file "$$FILE" --message "$$MSG" $${DATA:+--data "$$DATA"}
 
-clean:  ## remove work/ and build/ outputs (keeps .venv/)
+bench: setup  ## all speed and decoding benchmarks at the real scale -> BENCHMARKS.md (about 40 min; cache in bench-cache/)
+	$(PY) -m geocontext.bench --out BENCHMARKS.md
+
+clean:  ## remove work/ and build/ outputs (keeps .venv/ and bench-cache/)
 	rm -rf work build

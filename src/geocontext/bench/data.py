@@ -44,7 +44,7 @@ def build(cache: str | Path, shared: str | Path | None = SHARED, seed: int = 0, 
     data_dir, features_dir = cache / "data", cache / "features"
     if stamp.exists() and json.loads(stamp.read_text()) == settings:
         return data_dir, features_dir, settings
-    if not real:
+    if not real and shared is not None:
         log(f"note: {shared} not found; benchmarking on a generated label file of the same shape")
     data_dir.mkdir(parents=True, exist_ok=True)
     world = World.create(seed, dim)

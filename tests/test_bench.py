@@ -1,0 +1,20 @@
+"""The benchmark in miniature, so `make bench` cannot rot between the runs that fill BENCHMARKS.md."""
+import json
+
+from geocontext.bench.__main__ import main
+
+
+def test_smoke_benchmark_fills_every_section(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    assert main(["--smoke", "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
+    text = out.read_text()
+    for heading in ("## Targets", "## 1. Training", "## 2. `geocontext run`", "## 3. Threshold tuning",
+                    "## 4. Predicting", "## 5. Embedding", "## 6. Decoders", "### Generated data set"):
+        assert heading in text, heading
+    results = json.loads((tmp_path / "cache" / "results.json").read_text())
+    training = results["training"]
+    for head in ("linear", "mlp"):
+        assert training[head]["ours"]["epoch_s_median"] > 0 and training[head]["baseline"]["epoch_s_median"] > 0
+    assert results["run"]["exit_code"] == 0 and results["run"]["peak_rss_gb"] > 0
+    assert results["embedding"]["photos_per_s"]["naive"] > 0
+    assert "ensemble(3) / label_set" in results["decoders_real"]
