@@ -4,7 +4,8 @@ Input, found under /kaggle/input by what it holds (or given with --data / GEOCON
 competition's files with train_images/ and test_images/. Writes /kaggle/working/features/
 (train/ and test/), which the train kernel attaches through kernel_sources; `make dataset` can
 publish it as a dataset too. Arguments it does not know go to `geocontext embed` (e.g. --model,
---pretrained /kaggle/input/<weights>/model.pt, --batch-size 256, --shard 1/2).
+--pretrained /kaggle/input/<weights>/open_clip_pytorch_model.bin --quick-gelu, --batch-size 256,
+--shard 1/2).
 
 Internet is on for this kernel: open_clip fetches the pretrained CLIP weights, and pip installs
 open_clip_torch when the Kaggle image lacks it. With weights attached as an input (--pretrained
