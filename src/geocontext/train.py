@@ -44,6 +44,31 @@ class FitResult:
     seconds_to_best: float = 0.0
 
 
+class EarlyStopping:
+    """Keeps the weights of the best epoch so far; `stop` turns true after `patience` epochs without a
+    better score. Scores are tuples, compared in order, higher is better."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best, self.best_epoch, self.state, self.since = patience, None, -1, None, 0
+
+    def update(self, epoch: int, score: tuple, model: nn.Module) -> bool:
+        """Record an epoch's score; True when it is the best so far (its weights are kept)."""
+        if self.best is None or score > self.best:
+            self.best, self.best_epoch, self.since = score, epoch, 0
+            self.state = copy.deepcopy(model.state_dict())
+            return True
+        self.since += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.since >= self.patience
+
+    def restore(self, model: nn.Module) -> nn.Module:
+        model.load_state_dict(self.state)
+        return model.eval()
+
+
 @lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
     try:
@@ -96,7 +121,7 @@ def fit(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val
     y_train = y_train.float()
 
     result = FitResult(head, -1, -1.0)
-    best_state, best_loss, since_best, start = None, float("inf"), 0, time.perf_counter()
+    keeper, start = EarlyStopping(config.patience), time.perf_counter()
     bar = progress(range(config.epochs), desc=desc, unit="epoch")
     for epoch in bar:
         head.train()
@@ -125,15 +150,11 @@ def fit(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val
                                "holdout_exact_match": score, "seconds": elapsed})
         bar.set_postfix(loss=f"{total / len(x_train):.4f}", exact=f"{score:.4f}")
         # Exact match moves in coarse steps; the hold-out loss breaks ties so a plateau is not a stop.
-        if score > result.best_exact_match or (score == result.best_exact_match and val_loss < best_loss):
+        if keeper.update(epoch, (score, -val_loss), head):
             result.best_epoch, result.best_exact_match, result.seconds_to_best = epoch, score, elapsed
-            best_state, best_loss, since_best = copy.deepcopy(head.state_dict()), val_loss, 0
-        else:
-            since_best += 1
-            if since_best >= config.patience:
-                break
+        if keeper.stop:
+            break
     bar.close()
-    head.load_state_dict(best_state)
-    head.eval()
+    keeper.restore(head)
     result.seconds = time.perf_counter() - start
     return result

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..progress import progress
-from ..train import holdout_scores
+from ..train import EarlyStopping, holdout_scores
 from .dropout import DistanceDropout
 from .labels import WeightRules
 from .model import TypeClassifier
@@ -115,7 +115,7 @@ def fit(train: Tensors, val: Tensors, config: TypesTrainConfig, n_distances: int
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
 
     result = TypesFit(model, -1, float("inf"), {})
-    best_state, since_best, start = None, 0, time.perf_counter()
+    keeper, start = EarlyStopping(config.patience), time.perf_counter()
     bar = progress(range(config.epochs), desc=desc, unit="epoch")
     for epoch in bar:
         model.train()
@@ -136,16 +136,12 @@ def fit(train: Tensors, val: Tensors, config: TypesTrainConfig, n_distances: int
         result.history.append({"epoch": epoch, "train_loss": total / max(weight_seen, 1e-12), "val_loss": val_loss,
                                "val_exact_match": val_exact, "seconds": elapsed})
         bar.set_postfix(loss=f"{val_loss:.4f}", exact=f"{val_exact:.4f}")
-        if val_loss < result.best_loss:
-            result.best_epoch, result.best_loss, since_best = epoch, val_loss, 0
-            best_state = copy.deepcopy(model.state_dict())
+        if keeper.update(epoch, (-val_loss,), model):
+            result.best_epoch, result.best_loss = epoch, val_loss
             result.optimizer_state = copy.deepcopy(opt.state_dict())
-        else:
-            since_best += 1
-            if since_best >= config.patience:
-                break
+        if keeper.stop:
+            break
     bar.close()
-    model.load_state_dict(best_state)
-    model.eval()
+    keeper.restore(model)
     result.seconds = time.perf_counter() - start
     return result
