@@ -1,6 +1,6 @@
 """Kaggle kernels: the committed kernels render deterministically, and a rendered kernel runs on its own.
 
-The end-to-end test copies the rendered train kernel into an empty folder and runs it with a Python
+The end-to-end tests copy a rendered kernel (train, types) into an empty folder and run it with a Python
 that cannot see the repository's src/ (isolated mode, and every src path holding a geocontext
 package removed from sys.path), on demo data laid out as Kaggle mounts it under /kaggle/input."""
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import REPO
 from geocontext import kernel_runtime as runtime
@@ -23,6 +24,12 @@ from geocontext.data import read_labels, read_test_ids
 from geocontext.kernels import (PLACEHOLDER, RenderError, core_files, discover, load_kernel, package_dir,
                                 render_all, string_literal)
 from geocontext.submission import read_submission, validate
+from geocontext.typetags.checkpoint import REQUIRED, load_checkpoint
+from geocontext.typetags.distance import DIST_MAP, distance_index
+from geocontext.typetags.labels import CLASSES
+from geocontext.typetags.model import predict_proba
+from geocontext.typetags.reader import read_types
+from geocontext.typetags.synth import BAD_LINES, write_dataset
 
 KERNELS = REPO / "kernels"
 # Runs a script with no geocontext importable but the one it vendors: src paths holding the
@@ -63,20 +70,44 @@ def kaggle_input(demo_data, demo_features, tmp_path_factory) -> Path:
     return root
 
 
+def write_decoy_jsonl(path: Path) -> Path:
+    """JSON lines that are not a types dataset: the labeller's own output, say."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"image_id": 1, "label": "Geograph", "score": 0.9, "low_confidence": false}\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def types_input(tmp_path_factory):
+    """/kaggle/input for the types kernel: the user's types dataset (an upload with a folder in it) beside
+    JSON lines of another kind, and the dataset itself under a photo folder, which is never searched."""
+    root = tmp_path_factory.mktemp("kaggle-types") / "input"
+    data = write_dataset(root / "geograph-types" / "export" / "types.jsonl", n=400, seed=1)
+    write_decoy_jsonl(root / "geograph-types" / "labels.jsonl")
+    (root / "geograph-types" / "test_images").mkdir()
+    shutil.copy(data.path, root / "geograph-types" / "test_images" / "types.jsonl")
+    return root, data
+
+
 # ---- the committed kernels ----
 
 def test_committed_kernels_have_deliberate_metadata():
     kernels = {k.name: k for k in discover(KERNELS)}
-    assert {"embed", "train"} <= set(kernels)
+    assert {"embed", "train", "types"} <= set(kernels)
     for k in kernels.values():  # load_kernel insists on explicit is_private / enable_gpu / enable_internet
-        assert k.metadata["competition_sources"] == [runtime.COMPETITION]
         assert k.metadata["is_private"] is True
         assert k.verb is not None
-    embed, train = kernels["embed"], kernels["train"]
+    embed, train, types = kernels["embed"], kernels["train"], kernels["types"]
+    assert embed.metadata["competition_sources"] == train.metadata["competition_sources"] == [runtime.COMPETITION]
     assert embed.metadata["enable_gpu"] is True and embed.metadata["enable_internet"] is True
     assert train.metadata["enable_gpu"] is False and train.metadata["enable_internet"] is False
     assert train.metadata["kernel_sources"] == [embed.metadata["id"]]  # the embed kernel's output feeds training
     assert train.verb == "run" and embed.verb == "embed"
+    # types: the user's own Geograph export as a dataset, nothing of the competition, CPU, offline
+    assert types.verb == "types" and types.entry.name != "types.py"  # a script named types.py shadows the stdlib's
+    assert types.metadata["dataset_sources"] == [f"{PLACEHOLDER}/geograph-types"]
+    assert types.metadata["competition_sources"] == types.metadata["kernel_sources"] == []
+    assert types.metadata["enable_gpu"] is False and types.metadata["enable_internet"] is False
 
 
 def test_rendering_is_deterministic_and_names_its_owner(rendered, tmp_path):
@@ -201,6 +232,96 @@ def test_rendered_embed_kernel_finds_its_data(rendered, kaggle_input, tmp_path):
         assert result.returncode == 2 and "no `embed` verb" in result.stderr
 
 
+def test_rendered_types_kernel_trains_and_tags_alone_on_kaggle_layout(rendered, types_input, tmp_path):
+    root, data = types_input
+    kernel_dir = tmp_path / "kernel"
+    shutil.copytree(rendered / "types", kernel_dir)
+    working = tmp_path / "working"
+    config = tmp_path / "types.json"  # few, larger batches: quick on a busy machine
+    config.write_text(json.dumps({"min_steps_per_epoch": 4, "lr": 3e-3}))
+    env = isolated_env(tmp_path, GEOCONTEXT_INPUT=str(root), GEOCONTEXT_WORKING=str(working))
+    result = run_isolated(kernel_dir / "train_types.py",
+                          ["--predict", "--epochs", "4", "--tune-trials", "10", "--config", str(config)], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    vendored = next((tmp_path / "vendor").glob("geocontext-core-*"))
+    assert f"from {vendored / 'geocontext'}\n" in result.stdout  # the vendored copy ran, not the repository's
+    assert f"types: {data.path}\n" in result.stdout
+    run = working / "run"
+    assert (f"$ geocontext types train --data {data.path} --out {run} --epochs 4 --tune-trials 10 --config {config}\n"
+            in result.stdout)
+
+    ckpt = torch.load(run / "model.pth", map_location="cpu", weights_only=True)  # the published schema, plain data
+    assert set(REQUIRED) <= set(ckpt)
+    assert ckpt["classes"] == list(CLASSES) and ckpt["dist_map"] == DIST_MAP
+    assert (ckpt["clip_dim"], ckpt["dist_embed_dim"]) == (512, 16)
+    assert ckpt["model_state_dict"]["dist_emb.weight"].shape == (len(DIST_MAP), 16)
+    assert ckpt["model_state_dict"]["fc.3.weight"].shape == (len(CLASSES), 256)
+    report = json.loads((run / "report.json").read_text())
+    assert report["read"]["rows"] == data.photos and sum(report["read"]["skipped"].values()) == len(BAD_LINES)
+    assert report["config"]["epochs"] == 4 and report["config"]["min_steps_per_epoch"] == 4  # options reached train
+    assert report["tes"]["rows"] > 0 and 0 <= report["tes"]["macro_f1"] <= 1 and ckpt["epoch"] == report["best_epoch"]
+    assert (run / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # --predict: the labeller's lines for every usable photo, scored by the checkpoint the kernel wrote
+    lines = [json.loads(line) for line in (working / "predictions.jsonl").read_text().splitlines()]
+    rows, _ = read_types(data.path)
+    assert {r["image_id"] for r in lines} == set(rows.ids.tolist())
+    model, _ = load_checkpoint(run / "model.pth")
+    probs = dict(zip(rows.ids.tolist(), predict_proba(model, rows.embeddings, distance_index(rows.distance))))
+    assert all(r["score"] == pytest.approx(float(probs[r["image_id"]][CLASSES.index(r["label"])]), abs=1e-5)
+               and (r["low_confidence"] or r["score"] >= 0.2) for r in lines)
+    assert sorted(os.listdir(kernel_dir)) == ["kernel-metadata.json", "train_types.py"]  # outputs go to working only
+
+
+def test_rendered_types_kernel_runs_locally_on_a_types_file(rendered, types_input, tmp_path):
+    """No /kaggle anywhere: --types FILE; --predict FILE and its thresholds; the kernel's own options checked first."""
+    _, data = types_input
+    script = Path(shutil.copy(rendered / "types" / "train_types.py", tmp_path / "train_types.py"))
+    env = isolated_env(tmp_path)
+    out = tmp_path / "out"
+    other = shutil.copy(data.path, tmp_path / "other.jsonl")
+    result = run_isolated(script, ["--types", str(data.path), "--working", str(out), "--dry-run", "--seed", "3",
+                                   "--predict", str(other), "--tuned"], env)
+    assert result.returncode == 0, result.stderr
+    assert (f"$ geocontext types train --data {data.path} --out {out / 'run'} --seed 3\n"
+            f"$ geocontext types predict --model {out / 'run' / 'model.pth'} --data {other}"
+            f" --out {out / 'predictions.jsonl'} --tuned\n") in result.stdout
+    assert not out.exists()
+    result = run_isolated(script, ["--types", str(data.path), "--dry-run", "--predict", "--threshold", "0.3"], env)
+    assert result.returncode == 0 and (f"--data {data.path} --out work/kernels/types/predictions.jsonl --threshold 0.3\n"
+                                       in result.stdout)
+    result = run_isolated(script, ["--types", str(data.path), "--dry-run"], env)  # no --predict: training only
+    assert result.returncode == 0 and "types predict" not in result.stdout
+
+    decoy = write_decoy_jsonl(tmp_path / "labels.jsonl")
+    result = run_isolated(script, ["--types", str(data.path), "--predict", str(decoy)], env)
+    assert result.returncode == 2 and f"{decoy}: not a types dataset file (given by --predict" in result.stderr
+    assert "$ geocontext" not in result.stdout  # refused before training
+    result = run_isolated(script, ["--types", str(data.path), "--threshold", "0.3"], env)
+    assert result.returncode == 2 and "add --predict" in result.stderr
+
+
+@pytest.mark.parametrize("layout", ["none", "several"])
+def test_rendered_types_kernel_says_which_dataset_it_cannot_choose(rendered, types_input, tmp_path, layout):
+    _, data = types_input
+    root = tmp_path / "input"
+    write_decoy_jsonl(root / "geograph-types" / "labels.jsonl")
+    copies = {"none": [], "several": [root / "geograph-types" / "a.jsonl", root / "old-export" / "b.jsonl"]}[layout]
+    for path in copies:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data.path, path)
+    script = Path(shutil.copy(rendered / "types" / "train_types.py", tmp_path / "train_types.py"))
+    result = run_isolated(script, [], isolated_env(tmp_path, GEOCONTEXT_INPUT=str(root)))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    if layout == "none":
+        assert (f"{root}: no types dataset found (searched 3 levels down for a .jsonl file whose first lines are JSON"
+                " objects with gridimage_id and embeddings); attach it to the kernel, or pass --types PATH (or set"
+                " GEOCONTEXT_TYPES)") in result.stderr
+    else:
+        assert (f"{root}: 2 types dataset files found ({copies[0]}, {copies[1]}); choose one with --types PATH"
+                " (or GEOCONTEXT_TYPES)") in result.stderr
+
+
 def test_rendered_kernel_errors_are_messages_not_tracebacks(rendered, tmp_path):
     env = isolated_env(tmp_path, GEOCONTEXT_INPUT=str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
@@ -226,10 +347,17 @@ def make_features(folder: Path) -> Path:
     return folder
 
 
-def resolve(root=None, **given):
-    parser = runtime.argument_parser(None, features=True)
+def resolve(root=None, inputs=("data", "features"), **given):
+    parser = runtime.argument_parser(None, inputs)
     argv = (["--input", str(root)] if root else []) + [x for k, v in given.items() for x in (f"--{k}", str(v))]
     return runtime.resolve(parser.parse_args(argv), "train")
+
+
+def make_types(path: Path, first: str = "") -> Path:
+    """A types dataset's first lines (what discovery reads), after `first`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(first + '{"gridimage_id": 5, "embeddings": "AAAA", "types": "Geograph", "split": "tra"}\n')
+    return path
 
 
 @pytest.mark.parametrize("mount", [runtime.COMPETITION, f"competitions/{runtime.COMPETITION}"])
@@ -260,6 +388,47 @@ def test_ambiguous_or_missing_inputs_are_errors_that_say_what_to_do(tmp_path, mo
     make_data(deep / "a" / "b" / "c" / "d")
     with pytest.raises(runtime.KernelError, match="no competition DATA found"):
         resolve(deep, features=first)
+
+
+def test_a_types_dataset_is_found_by_its_lines(tmp_path, monkeypatch):
+    root = tmp_path / "in"
+    make_data(root / runtime.COMPETITION)  # the types kernel takes no DATA: attached or not, it is not asked for
+    # three folder levels down (an owner/slug mount with a folder inside), after a blank and a malformed line
+    found = make_types(root / "datasets" / "someone" / "geograph-types" / "export.jsonl", first="\n{broken\n")
+    write_decoy_jsonl(root / "geograph-types" / "labels.jsonl")  # JSON lines of another kind
+    make_types(root / "geograph-types" / "types.json")  # not .jsonl
+    make_types(root / "geograph-types" / "train_images" / "x.jsonl")  # photo folders are never searched
+    make_types(root / "a" / "b" / "c" / "d" / "deep.jsonl")  # too deep
+    (root / "geograph-types" / "folder.jsonl").mkdir()  # a folder, whatever its name
+    paths = resolve(root, inputs=("types",))
+    assert (paths.types, paths.data, paths.features) == (found, None, None)
+
+    second = make_types(root / "older" / "types.jsonl")
+    with pytest.raises(runtime.KernelError, match=r"2 types dataset files found .*choose one with --types PATH"):
+        resolve(root, inputs=("types",))
+    assert resolve(root, inputs=("types",), types=second).types == second
+    monkeypatch.setenv("GEOCONTEXT_TYPES", str(found))
+    assert resolve(root, inputs=("types",)).types == found
+    for wrong in (root / "geograph-types" / "labels.jsonl", root / "geograph-types" / "types.json", root):
+        with pytest.raises(runtime.KernelError, match=r"not a types dataset file \(given by --types or GEOCONTEXT_TYPES;"
+                                                      r" expected a \.jsonl file whose first lines"):
+            resolve(root, inputs=("types",), types=wrong)
+    monkeypatch.delenv("GEOCONTEXT_TYPES")
+    monkeypatch.setattr(runtime, "KAGGLE_INPUT", tmp_path / "no-such-mount")
+    with pytest.raises(runtime.KernelError, match="no types dataset file: pass --types PATH"):
+        resolve(None, inputs=("types",))
+
+
+def test_types_discovery_reads_only_the_first_lines(tmp_path):
+    late = tmp_path / "late.jsonl"  # five lines of something else first: not a types dataset, whatever follows
+    late.write_text('{"image_id": 1}\n' * 5 + make_types(tmp_path / "x.jsonl").read_text())
+    assert not runtime.is_types_dataset(late)
+    assert runtime.is_types_dataset(make_types(tmp_path / "ok.jsonl", first='{"image_id": 1}\n' * 4))
+    huge = tmp_path / "huge.jsonl"  # one enormous line is not read to its end
+    huge.write_bytes(b'{"gridimage_id": 1, "embeddings": "' + b"A" * (3 << 20) + b'"}\n')
+    assert not runtime.is_types_dataset(huge)
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    assert not runtime.is_types_dataset(tmp_path / "empty.jsonl")
 
 
 def test_working_folder_defaults(tmp_path, monkeypatch):

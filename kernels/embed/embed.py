@@ -37,7 +37,7 @@ def ensure_open_clip(dry_run: bool) -> None:
 
 
 def main(argv=None) -> int:
-    args, extra = kernel.argument_parser(__doc__, features=False).parse_known_args(argv)
+    args, extra = kernel.argument_parser(__doc__, ["data"]).parse_known_args(argv)
     if not args.dry_run:  # a dry run shows its paths and command first, then the same error
         kernel.check_verb(VERB)
     paths = kernel.resolve(args, "embed")

@@ -17,7 +17,7 @@ VERB = "run"
 
 
 def main(argv=None) -> int:
-    args, extra = kernel.argument_parser(__doc__, features=True).parse_known_args(argv)
+    args, extra = kernel.argument_parser(__doc__, ["data", "features"]).parse_known_args(argv)
     if not args.dry_run:  # a dry run shows its paths and command first, then the same error
         kernel.check_verb(VERB)
     paths = kernel.resolve(args, "train")
