@@ -32,14 +32,21 @@ class Standardizer:
     @classmethod
     def fit(cls, x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 65_536) -> "Standardizer":
         rows = np.arange(len(x)) if rows is None else rows
-        total = np.zeros(x.shape[1])
-        total_sq = np.zeros(x.shape[1])
-        for start in range(0, len(rows), chunk):
-            block = x[rows[start:start + chunk]].astype(np.float64)
-            total += block.sum(axis=0)
-            total_sq += np.square(block).sum(axis=0)
-        mean = total / max(len(rows), 1)
-        std = np.sqrt(np.maximum(total_sq / max(len(rows), 1) - mean**2, 0.0))
+        return cls.fit_blocks(x[rows[start:start + chunk]] for start in range(0, len(rows), chunk))
+
+    @classmethod
+    def fit_blocks(cls, blocks) -> "Standardizer":
+        """From the training rows given block by block (the whole matrix never needs to exist)."""
+        n, total, total_sq = 0, 0.0, 0.0
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float64)
+            n += len(block)
+            total = total + block.sum(axis=0)
+            total_sq = total_sq + np.square(block).sum(axis=0)
+        if n == 0:
+            raise ValueError("cannot standardise: no training rows")
+        mean = total / n
+        std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
         return cls(mean, np.where(std > 1e-6, std, 1.0))  # constant columns (e.g. an all-zero flag) pass through
 
     def transform_(self, x: np.ndarray, chunk: int = 65_536) -> np.ndarray:

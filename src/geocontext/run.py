@@ -20,7 +20,7 @@ import torch
 from . import data, grid
 from .config import RunConfig
 from .errors import DataError
-from .features import FeatureSet, FeatureSpec, align, fuse, load_features
+from .features import FeatureSet, FeatureSpec, align, fuse_chunks, load_features
 from .decode import ThresholdDecoder
 from .heads import Standardizer, predict_proba
 from .metrics import scores
@@ -112,25 +112,49 @@ def prepare(data_dir, features_dir, out: Path, holdout_fraction: float = 0.2, se
     return Prepared(Path(data_dir), Path(features_dir), labels, test_ids, train, test, holdout, fit_rows, key)
 
 
+def standardised(chunks, scaler: Standardizer, wanted: list[tuple[np.ndarray, torch.dtype]], dim: int) -> list[torch.Tensor]:
+    """For each (row mask, dtype) wanted, those rows standardised, filled chunk by chunk in one pass.
+
+    No full float32 copy of the input ever exists: at the real scale that keeps a run under 8 GB."""
+    outs = [torch.empty((int(mask.sum()), dim), dtype=dtype) for mask, dtype in wanted]
+    filled = [0] * len(wanted)
+    for start, block in chunks:
+        block = torch.from_numpy(scaler.transform_(block))
+        for i, (mask, dtype) in enumerate(wanted):
+            part = torch.from_numpy(mask[start:start + len(block)])
+            n = int(part.sum())
+            outs[i][filled[i]:filled[i] + n] = block[part].to(dtype)
+            filled[i] += n
+    return outs
+
+
 def train_variants(prep: Prepared, config: RunConfig, out: Path, timings: dict):
     """Train each configured variant (or reuse it when a finished one with the same inputs is in `out`).
 
     Returns hold-out and test probabilities per variant, and a report per variant."""
     holdout_probs, test_probs, reports = {}, {}, {}
     y_holdout = prep.y_holdout
+    train, test = prep.train, prep.test
     for spec, members in _group_by_features(config).items():
         todo = [vc for vc in members if not _reuse(out / "variants" / vc.name, vc, prep, holdout_probs, test_probs, reports)]
         if not todo:
             continue
         t = time.perf_counter()
-        x_train = fuse(spec, prep.train.features, prep.train.rows, prep.train.location, prep.train.irish)
-        scaler = Standardizer.fit(x_train, np.flatnonzero(prep.fit_rows))
-        x_train = scaler.transform_(x_train)
-        tensors = {dt: (torch.from_numpy(x_train[prep.fit_rows]).to(dt), torch.from_numpy(x_train[prep.holdout]).to(dt))
-                   for dt in {storage_dtype(vc.train.precision) for vc in todo}}
-        x_holdout = x_train[prep.holdout]
-        del x_train
-        x_test = scaler.transform_(fuse(spec, prep.test.features, prep.test.rows, prep.test.location, prep.test.irish))
+
+        def train_chunks():
+            return fuse_chunks(spec, train.features, train.rows, train.location, train.irish)
+
+        dim = spec.dim(train.features.image.shape[1])
+        scaler = Standardizer.fit_blocks(block[prep.fit_rows[s:s + len(block)]] for s, block in train_chunks())
+        # Training inputs in each precision the variants ask for; probabilities always from float32
+        # inputs, as `predict` computes them, so a rerun of predict gives the very same tags.
+        dtypes = sorted({storage_dtype(vc.train.precision) for vc in todo}, key=str)
+        wanted = [(rows, dt) for dt in dtypes for rows in (prep.fit_rows, prep.holdout)] + [(prep.holdout, torch.float32)]
+        built = standardised(train_chunks(), scaler, wanted, dim)
+        tensors = {dt: (built[2 * i], built[2 * i + 1]) for i, dt in enumerate(dtypes)}
+        x_holdout = built[-1]
+        (x_test,) = standardised(fuse_chunks(spec, test.features, test.rows, test.location, test.irish), scaler,
+                                 [(np.ones(len(test.ids), dtype=bool), torch.float32)], dim)
         timings[f"features {spec.name}"] = time.perf_counter() - t
         y_fit = torch.from_numpy(prep.labels.y[prep.fit_rows])
         for vc in todo:
@@ -142,16 +166,16 @@ def train_variants(prep: Prepared, config: RunConfig, out: Path, timings: dict):
                               info={"train": vc.train.to_dict(), "best_epoch": result.best_epoch,
                                     "history": result.history, "fingerprint": prep.fingerprint,
                                     "holdout_split": prep.split_key})
-            at_half = scores(y_holdout, ThresholdDecoder(0.5).decode(predict_proba(variant.head, x_holdout)),
-                             prep.labels.columns)
+            holdout = predict_proba(variant.head, x_holdout)
+            at_half = scores(y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
             report = {"holdout_at_0.5": at_half, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
                       "seconds": round(result.seconds, 2), "seconds_to_best": round(result.seconds_to_best, 2)}
-            save_member(out, variant, predict_proba(variant.head, x_holdout), predict_proba(variant.head, x_test),
-                        report, holdout_probs, test_probs, reports)
+            save_member(out, variant, holdout, predict_proba(variant.head, x_test), report, holdout_probs, test_probs,
+                        reports)
             _say(f"  {vc.name}: hold-out exact match {at_half['exact_match']:.4f} at 0.5 (best epoch"
                  f" {result.best_epoch}, {result.seconds:.1f} s)")
             timings[f"train {vc.name}"] = result.seconds
-        del tensors, x_holdout, x_test
+        del tensors, built, x_holdout, x_test
     return holdout_probs, test_probs, reports
 
 
