@@ -46,7 +46,7 @@ def test_label_set_prior_favours_common_sets():
     probs = np.array([[0.45, 0.55]])
     decoder = LabelSetDecoder.from_labels(y)
     assert decoder.decode(probs).tolist() == [[0, 1]]
-    assert decoder.with_prior_weight(1.0).decode(probs).tolist() == [[1, 0]]
+    assert decoder.with_settings(1.0, None).decode(probs).tolist() == [[1, 0]]
 
 
 @pytest.mark.parametrize("decoder", [ThresholdDecoder(0.3), ThresholdDecoder(np.full(8, 0.4)),
@@ -62,3 +62,27 @@ def test_ensure_one_tag_leaves_tagged_rows_alone():
     tags = np.array([[0, 1, 0], [0, 0, 0]], dtype=np.uint8)
     out = ensure_one_tag(tags, np.array([[0.9, 0.8, 0.1], [0.2, 0.3, 0.1]]))
     assert out.tolist() == [[0, 1, 0], [0, 1, 0]]
+
+
+def test_label_set_with_free_novel_sets_is_plain_thresholding():
+    probs = random_probs(seed=4)
+    y = (random_probs(seed=6) > 0.6).astype(np.uint8)
+    decoder = LabelSetDecoder.from_labels(y, 10, prior_weight=0.0, novel_penalty=0.0)
+    assert (decoder.decode(probs) == ThresholdDecoder(0.5).decode(probs)).all()
+    again = decoder_from_dict(decoder.to_dict(), 8)
+    assert again.novel_penalty == 0.0 and (again.decode(probs) == decoder.decode(probs)).all()
+
+
+def test_label_set_tuning_picks_the_best_settings_on_its_rows():
+    from geocontext.metrics import exact_match
+
+    rng = np.random.default_rng(0)
+    common = np.array([[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]], dtype=np.uint8)
+    y = common[rng.integers(0, 3, 600)]
+    y[:60] = [1, 0, 0, 1]  # a set too rare to be among the known ones
+    probs = np.clip(y * 0.55 + rng.uniform(0, 0.45, y.shape), 0, 1).astype(np.float32)
+    base = LabelSetDecoder.from_labels(y[60:], 3)
+    tuned = base.tune(probs, y, (0.0, 1.0), (0.0, 1.0, None))
+    grid = [base.with_settings(w, p) for w in (0.0, 1.0) for p in (0.0, 1.0, None)]
+    assert exact_match(y, tuned.decode(probs)) == max(exact_match(y, d.decode(probs)) for d in grid)
+    assert exact_match(y, tuned.decode(probs)) > exact_match(y, base.decode(probs))  # rare set now reachable

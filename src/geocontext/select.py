@@ -31,12 +31,17 @@ class DecodeConfig:
     per_tag_trials: int = 50  # in all, the first two enqueued starts (see tune.tune_thresholds)
     label_sets: int = 1000  # candidate sets for the label-set decoder: the most frequent in training
     prior_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    # How much a photo's own set (tags at or above the tuned global threshold), when it is no known
+    # set, is handicapped against the known sets; None = never allowed (pure label-set decoding);
+    # 0 with prior weight 0 is the global threshold itself.
+    novel_penalties: tuple = (0.0, 0.5, 1.0, 2.0, 4.0, None)
     folds: int = 2
     seed: int = 0
 
     def __post_init__(self):
         self.decoders = tuple(self.decoders)
         self.prior_weights = tuple(self.prior_weights)
+        self.novel_penalties = tuple(self.novel_penalties)
         unknown = set(self.decoders) - set(DECODERS)
         if unknown or not self.decoders:
             raise ValueError(f"decoders must be among {DECODERS}, got {self.decoders}")
@@ -90,9 +95,11 @@ class Candidate:
             per_tag = self.decoder == "per_tag"
             decoder = tune_thresholds(mixed, y, per_tag=per_tag, seed=config.seed, storage=storage, study_name=study,
                                       n_trials=config.per_tag_trials if per_tag else config.global_trials)
-        else:
-            decoder = max((label_sets.with_prior_weight(w) for w in config.prior_weights),
-                          key=lambda d: exact_match(y, d.decode(mixed)))
+        else:  # a photo's own set is thresholded at the tuned global threshold
+            own = tune_thresholds(mixed, y, per_tag=False, seed=config.seed, storage=storage, study_name=study,
+                                  n_trials=config.global_trials)
+            decoder = label_sets.with_settings(0.0, None, float(own.thresholds)).tune(
+                mixed, y, config.prior_weights, config.novel_penalties)
         return Choice(self.name, self.members, weights, decoder)
 
 

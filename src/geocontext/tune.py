@@ -27,27 +27,30 @@ def exact_match_at(probs: np.ndarray, y: np.ndarray, thresholds) -> float:
     return float(correct.mean())
 
 
-def coordinate_ascent(probs: np.ndarray, y: np.ndarray, start, sweeps: int = 3) -> np.ndarray:
-    """Per-tag thresholds, each in turn set to the value that maximises exact match with the others held.
+def coordinate_ascent(probs: np.ndarray, y: np.ndarray, start: float, sweeps: int = 2,
+                      offsets: np.ndarray = np.arange(-2.0, 2.01, 0.25), min_gain: float = 0.001) -> np.ndarray:
+    """Per-tag thresholds, each in turn moved to the value that most raises exact match, the others held.
 
-    For tag j only rows whose other 48 bits are already right can change their outcome, so the best
-    threshold for j is one sorted sweep over those rows. A few sweeps reach a local optimum."""
-    n_tags = probs.shape[1]
-    t = np.broadcast_to(np.asarray(start, dtype=np.float64), (n_tags,)).copy()
+    For tag j only rows whose other bits are already right can change their outcome, so each move
+    is one vectorised count over those rows. Candidates are the start's logit plus `offsets`, and a
+    move must gain at least `min_gain` of the rows: 49 free thresholds chosen on one half of a
+    hold-out otherwise fit its noise (measured: unrestricted cut points lost 0.5-1 point of exact
+    match on the other half against the global threshold)."""
+    n, n_tags = probs.shape
+    logit = np.log(start / (1 - start))
+    candidates = np.clip(1 / (1 + np.exp(-(logit + offsets))), LOW, HIGH)
+    t = np.full(n_tags, float(start))
     yb = y.astype(bool)
     for _ in range(sweeps):
         for j in range(n_tags):
             right = (probs >= t) == yb
             others = right.sum(axis=1) - right[:, j] == n_tags - 1
-            order = np.argsort(probs[others, j], kind="stable")
-            pj, yj = probs[others, j][order], yb[others, j][order]
-            # threshold between sorted values k-1 and k: the first k rows say 0, the rest say 1
-            correct = np.concatenate([[0], np.cumsum(~yj)]) + (yj.sum() - np.concatenate([[0], np.cumsum(yj)]))
-            k = int(np.argmax(correct))
-            if len(pj) == 0:
-                continue
-            cut = pj[0] / 2 if k == 0 else (pj[-1] + 1) / 2 if k == len(pj) else (pj[k - 1] + pj[k]) / 2
-            t[j] = min(max(float(cut), LOW), HIGH)
+            pj, yj = probs[others, j], yb[others, j]
+            counts = ((pj[:, None] >= candidates[None, :]) == yj[:, None]).sum(axis=0)
+            current = ((pj >= t[j]) == yj).sum()
+            k = int(np.argmax(counts))
+            if counts[k] - current >= max(1, min_gain * n):
+                t[j] = float(candidates[k])
     return t
 
 

@@ -18,7 +18,7 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every section runs")
     parser.add_argument("--cache", type=Path, default=Path("bench-cache"), help="ignored work folder (default: bench-cache)")
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"), help="markdown file to write")
-    parser.add_argument("--baseline-epochs", type=int, default=12, help="epochs the notebook-style loop gets at most")
+    parser.add_argument("--baseline-epochs", type=int, default=30, help="epochs the notebook-style loop gets at most")
     parser.add_argument("--skip", nargs="*", default=[], choices=["training", "embedding", "generated"],
                         help="leave sections out (their rows say so)")
     args = parser.parse_args(argv)

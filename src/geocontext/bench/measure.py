@@ -20,9 +20,18 @@ def main(argv: list[str]) -> int:
     start = time.perf_counter()
     code = cli(argv[2:])
     wall = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
-    Path(argv[0]).write_text(json.dumps({"exit_code": code, "wall_s": wall, "peak_rss_gb": peak_kb / 1024**2}))
+    Path(argv[0]).write_text(json.dumps({"exit_code": code, "wall_s": wall, "peak_rss_gb": peak_rss_kb() / 1024**2}))
     return code
+
+
+def peak_rss_kb() -> int:
+    """This process's own peak resident memory. Not getrusage's ru_maxrss: Linux carries that over
+    an exec from the forking parent, so a child of a big process would report the parent's size."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 if __name__ == "__main__":
