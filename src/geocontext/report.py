@@ -42,8 +42,12 @@ def decoder_table(decoder, columns: list[str], names: dict[str, str], f1: np.nda
     if isinstance(decoder, LabelSetDecoder):
         rows = [[i + 1, ", ".join(names.get(columns[j], columns[j]) for j in np.flatnonzero(s)),
                  f"{100 * np.exp(decoder.log_prior[i]):.2f}%"] for i, s in enumerate(decoder.sets[:15])]
-        return (f"Label-set decoding over the {len(decoder.sets)} most frequent training tag sets, prior weight "
-                f"{decoder.prior_weight:g}. The commonest sets:\n\n" + _table(["rank", "tag set", "share of training photos"], rows))
+        own = ("never: only known sets are output" if decoder.novel_penalty is None
+               else f"when it scores more than {decoder.novel_penalty:g} above the best known set")
+        return (f"Label-set decoding over the {len(decoder.sets)} most frequent training tag sets, each member costing "
+                f"logit({decoder.own_threshold:.3f}), prior weight {decoder.prior_weight:g}. A photo's own set (tags at "
+                f"or above {decoder.own_threshold:.3f}) that is no known set is used {own}. The commonest sets:\n\n"
+                + _table(["rank", "tag set", "share of training photos"], rows))
     return ""
 
 
