@@ -49,5 +49,5 @@ class RunConfig:
     def from_file(cls, path: str | Path) -> "RunConfig":
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError, TypeError, KeyError) as exc:
+        except (OSError, ValueError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
             raise ValueError(f"{path}: not a valid run configuration ({exc})") from exc
