@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from geocontext.errors import DataError
-from geocontext.features import FeatureSpec, align, fuse, load_features, looks_normalised, save_features
+from geocontext.features import FeatureSpec, align, fuse, fuse_chunks, load_features, looks_normalised, save_features
 
 
 @pytest.fixture
@@ -64,6 +64,20 @@ def test_fuse_published_convention_and_row_order(folder):
     assert x.shape == (2, 8)
     assert np.allclose(x[0, :3], fs.image[3]) and np.allclose(x[1, 3:6], fs.title[0])  # raw, in row order
     assert x[0, 6:].tolist() == [0, 0]  # the published [0, 0] for an unknown square
+
+
+@pytest.mark.parametrize("rows", [[1, 2, 3], [3, 1, 0, 2], [2, 2, 0], [0, 2, 3]])
+def test_fuse_and_its_chunks_agree_for_any_row_order(folder, rows):
+    """A contiguous run of rows is read as a slice, anything else by index: both give the same rows."""
+    fs = load_features(folder, "train")
+    rows = np.array(rows)
+    loc = np.linspace(0, 1, 2 * len(rows)).reshape(-1, 2)
+    x = fuse(FeatureSpec(), fs, rows, loc)
+    direct = np.nan_to_num(fs.image[rows])
+    assert np.allclose(x[:, :3] * np.linalg.norm(direct, axis=1, keepdims=True), direct, atol=1e-6)
+    chunks = [block for _, block in fuse_chunks(FeatureSpec(), fs, rows, loc, chunk=2)]
+    np.testing.assert_array_equal(np.concatenate(chunks), x)
+    np.testing.assert_array_equal(fuse(FeatureSpec(), fs, rows, loc, dtype=np.float64), x)
 
 
 def test_fuse_can_leave_irish_grid_squares_unknown(folder):

@@ -12,8 +12,8 @@ from geocontext.config import RunConfig, VariantConfig
 from geocontext.data import read_labels
 from geocontext.errors import DataError
 from geocontext.evaluate import evaluate
-from geocontext.features import FeatureSpec, save_features, load_features
-from geocontext.run import predict, run
+from geocontext.features import FeatureSpec, fuse, save_features, load_features
+from geocontext.run import load_inputs, load_run, predict, run
 from geocontext.select import DecodeConfig
 from geocontext.train import TrainConfig
 from conftest import REPO
@@ -61,6 +61,25 @@ def test_predict_reuses_the_run(finished, demo_data, demo_features, tmp_path):
     assert same == evaluate(out / "submission.csv.zip", demo_data / "solution.csv")  # no retraining, same tags
     probs = np.load(tmp_path / "p.npy")
     assert probs.shape == (60, 49) and ((probs >= 0) & (probs <= 1)).all()
+    _, _, choice = load_run(out)  # the same probabilities the run computed for the test photos
+    saved = [np.load(out / "variants" / m / "test_probs.npy") for m in choice.members]
+    np.testing.assert_allclose(probs, choice.combine(saved), atol=1e-5)
+
+
+def test_variants_sharing_a_feature_spec_fuse_their_inputs_once(finished, demo_data, demo_features):
+    out, _ = finished
+    _, variants, _ = load_run(out)
+    variant = variants.get("linear") or next(iter(variants.values()))
+    ids = load_features(demo_features, "test").ids
+    inputs = load_inputs(demo_data, demo_features, "test", ids, "test ids")
+    args = (inputs.features, inputs.rows, inputs.location, inputs.irish)
+    alone = variant.predict_proba(*args)
+    fused = {}
+    first, second = variant.predict_proba(*args, fused=fused), variant.predict_proba(*args, fused=fused)
+    assert variant.features in fused  # one fused input, kept unstandardised for the next variant
+    np.testing.assert_array_equal(fused[variant.features], fuse(variant.features, *args))
+    np.testing.assert_array_equal(first, alone)
+    np.testing.assert_array_equal(second, alone)
 
 
 def test_every_variant_used_the_same_holdout(finished):

@@ -158,18 +158,21 @@ class FeatureSpec:
         return cls(**d)
 
 
-def _take(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """array[rows] as float32, reading a memory map in ascending row order (sequential disk access)."""
+def _take(array: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out[:] = array[rows] as float32, reading a memory map in ascending row order (sequential disk
+    access); rows in one contiguous ascending run (a whole split, in file order) are a plain slice."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
+        out[:] = array[rows[0]:rows[-1] + 1]
+        return out
     order = np.argsort(rows, kind="stable")
-    taken = np.asarray(array[rows[order]], dtype=np.float32)
-    out = np.empty_like(taken)
-    out[order] = taken
+    out[order] = array[rows[order]]
     return out
 
 
-def _l2(block: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(block, axis=1, keepdims=True)
-    return block / np.maximum(norm, 1e-12)
+def _l2_(block: np.ndarray) -> None:
+    """Scale the rows of `block` to unit norm, in place (all-zero rows stay zero)."""
+    norm = np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]  # no N x D temporary, unlike linalg.norm
+    np.divide(block, np.maximum(norm, 1e-12), out=block)
 
 
 def release(features: FeatureSet) -> None:
@@ -183,44 +186,68 @@ def release(features: FeatureSet) -> None:
             mapping.madvise(mmap.MADV_DONTNEED)
 
 
+def _fill(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
+          out: np.ndarray) -> np.ndarray:
+    """Write the model input of `features` rows `rows` into `out`, block by block (no concatenation)."""
+    flag, dim, col = spec.unknown == "flag", features.image.shape[1], 0
+    if "image" in spec.modalities:
+        img = _take(features.image, rows, out[:, col:col + dim])
+        missing = np.isnan(img).any(axis=1)
+        img[missing] = 0.0
+        if spec.l2_normalize:
+            _l2_(img)
+        col += dim
+        if flag:
+            out[:, col] = missing
+            col += 1
+    if "title" in spec.modalities:
+        txt = _take(features.title, rows, out[:, col:col + dim])
+        if spec.l2_normalize:
+            _l2_(txt)
+        col += dim
+    if "location" in spec.modalities:
+        unknown = np.isnan(location).any(axis=1)
+        out[:, col:col + 2] = np.where(unknown[:, None], 0.0, location)
+        col += 2
+        if flag:
+            out[:, col] = unknown
+    return out
+
+
+def _location_for(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | None) -> np.ndarray:
+    if "location" in spec.modalities and not spec.irish_grid:
+        if irish is None:
+            raise ValueError("this feature spec treats Irish Grid squares as unknown: pass `irish`")
+        return np.where(np.asarray(irish, dtype=bool)[:, None], np.nan, location)
+    return location
+
+
 def fuse_chunks(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
                 irish: np.ndarray | None = None, chunk: int = _CHUNK):
     """Yield (start, float32 block) of the model input for `features` rows `rows` (in their order).
 
     `location` is (len(rows), 2) normalised lat/lon with NaN where the square is unknown; `irish` (bool,
     len(rows)) marks squares on the Irish Grid, needed when the spec leaves those unknown."""
-    if "location" in spec.modalities and not spec.irish_grid:
-        if irish is None:
-            raise ValueError("this feature spec treats Irish Grid squares as unknown: pass `irish`")
-        location = np.where(np.asarray(irish, dtype=bool)[:, None], np.nan, location)
-    flag = spec.unknown == "flag"
+    location = _location_for(spec, location, irish)
+    dim = spec.dim(features.image.shape[1])
     for start in range(0, len(rows), chunk):
         sel = rows[start:start + chunk]
-        blocks = []
-        if "image" in spec.modalities:
-            img = _take(features.image, sel)
-            missing = np.isnan(img).any(axis=1)
-            img[missing] = 0.0
-            blocks.append(_l2(img) if spec.l2_normalize else img)
-            if flag:
-                blocks.append(missing[:, None].astype(np.float32))
-        if "title" in spec.modalities:
-            txt = _take(features.title, sel)
-            blocks.append(_l2(txt) if spec.l2_normalize else txt)
-        if "location" in spec.modalities:
-            loc = np.asarray(location[start:start + chunk], dtype=np.float32)
-            unknown = np.isnan(loc).any(axis=1)
-            blocks.append(np.where(unknown[:, None], 0.0, loc))
-            if flag:
-                blocks.append(unknown[:, None].astype(np.float32))
+        block = _fill(spec, features, sel, location[start:start + chunk], np.empty((len(sel), dim), np.float32))
         release(features)  # a chunk's mapped pages are not needed again
-        yield start, np.concatenate(blocks, axis=1)
+        yield start, block
 
 
 def fuse(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
          irish: np.ndarray | None = None, dtype=np.float32) -> np.ndarray:
     """The whole model input for `features` rows `rows` as one array (see `fuse_chunks`)."""
     out = np.empty((len(rows), spec.dim(features.image.shape[1])), dtype=dtype)
-    for start, block in fuse_chunks(spec, features, rows, location, irish):
-        out[start:start + len(block)] = block
+    if dtype != np.float32:
+        for start, block in fuse_chunks(spec, features, rows, location, irish):
+            out[start:start + len(block)] = block
+        return out
+    location = _location_for(spec, location, irish)
+    for start in range(0, len(rows), _CHUNK):  # straight into `out`, chunk by chunk to bound mapped pages
+        stop = start + _CHUNK
+        _fill(spec, features, rows[start:stop], location[start:stop], out[start:stop])
+        release(features)
     return out

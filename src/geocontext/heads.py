@@ -50,10 +50,16 @@ class Standardizer:
         return cls(mean, np.where(std > 1e-6, std, 1.0))  # constant columns (e.g. an all-zero flag) pass through
 
     def transform_(self, x: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+        """Standardise `x` in place."""
+        return self.transform(x, out=x, chunk=chunk)
+
+    def transform(self, x: np.ndarray, out: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+        """Standardised `x` written into `out` (which may be `x`), chunk by chunk to bound temporaries."""
         for start in range(0, len(x), chunk):
-            x[start:start + chunk] -= self.mean
-            x[start:start + chunk] /= self.std
-        return x
+            part = out[start:start + chunk]
+            np.subtract(x[start:start + chunk], self.mean, out=part)
+            part /= self.std
+        return out
 
     def state(self) -> dict:
         return {"mean": torch.from_numpy(self.mean.copy()), "std": torch.from_numpy(self.std.copy())}

@@ -43,13 +43,22 @@ class Variant:
                             f" trained on them, but {said}; embed the photos again without L2 normalisation")
 
     def predict_proba(self, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
-                      irish: np.ndarray | None = None) -> np.ndarray:
+                      irish: np.ndarray | None = None, fused: dict | None = None) -> np.ndarray:
+        """Probabilities for `features` rows `rows`. Pass the same dict as `fused` to every variant of
+        an ensemble: variants with the same feature spec then read and fuse the inputs once."""
         self.check_features(features)
-        x = fuse(self.features, features, rows, location, irish)
-        if x.shape[1] != self.in_dim:
+        fused = {} if fused is None else fused
+        if self.features not in fused:
+            fused[self.features] = fuse(self.features, features, rows, location, irish)
+        raw = fused[self.features]  # kept as it is; standardised into a scratch array the variants share
+        if raw.shape[1] != self.in_dim:
             raise DataError(f"{features.path}: variant {self.name!r} expects {self.in_dim} inputs"
-                            f" ({self.features.name}), the features give {x.shape[1]} (embedding dim {features.image.shape[1]})")
-        return predict_proba(self.head, self.scaler.transform_(x))
+                            f" ({self.features.name}), the features give {raw.shape[1]} (embedding dim {features.image.shape[1]})")
+        scratch = fused.get((self.features, "scratch"))
+        if scratch is None:
+            scratch = fused[(self.features, "scratch")] = np.empty_like(raw)
+        x = self.scaler.transform(raw, out=scratch)
+        return predict_proba(self.head, x)
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)

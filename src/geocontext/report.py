@@ -3,17 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .decode import LabelSetDecoder, ThresholdDecoder  # noqa: E402
-from .metrics import per_tag_f1  # noqa: E402
+from .decode import LabelSetDecoder, ThresholdDecoder
+from .metrics import per_tag_f1
 
 
 def plot_per_tag_f1(path: Path, f1: np.ndarray, names: list[str], prevalence: np.ndarray, title: str) -> Path:
+    import matplotlib  # here, not at the top: `predict` imports this module and never plots
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     order = np.argsort(f1)
     fig, ax = plt.subplots(figsize=(8, 11))
     bars = ax.barh(np.arange(len(f1)), f1[order], color=plt.cm.viridis(0.25 + 0.6 * f1[order]))

@@ -314,8 +314,10 @@ def predict(run_dir, data_dir, features_dir, out_file, probs_file=None, split: s
     features = load_features(features_dir, split)
     ids = features.ids
     inputs = load_inputs(data_dir, features_dir, split, ids, f"{features.path / 'ids.npy'}")
-    probs = [variants[m].predict_proba(inputs.features, inputs.rows, inputs.location, inputs.irish)
+    fused = {}
+    probs = [variants[m].predict_proba(inputs.features, inputs.rows, inputs.location, inputs.irish, fused)
              for m in choice.members]
+    del fused
     tags = choice.decode(probs)
     if probs_file is not None:
         np.save(probs_file, choice.combine(probs))
