@@ -77,7 +77,6 @@ def test_fuse_and_its_chunks_agree_for_any_row_order(folder, rows):
     assert np.allclose(x[:, :3] * np.linalg.norm(direct, axis=1, keepdims=True), direct, atol=1e-6)
     chunks = [block for _, block in fuse_chunks(FeatureSpec(), fs, rows, loc, chunk=2)]
     np.testing.assert_array_equal(np.concatenate(chunks), x)
-    np.testing.assert_array_equal(fuse(FeatureSpec(), fs, rows, loc, dtype=np.float64), x)
 
 
 def test_fuse_can_leave_irish_grid_squares_unknown(folder):

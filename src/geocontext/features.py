@@ -238,13 +238,9 @@ def fuse_chunks(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, locat
 
 
 def fuse(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
-         irish: np.ndarray | None = None, dtype=np.float32) -> np.ndarray:
-    """The whole model input for `features` rows `rows` as one array (see `fuse_chunks`)."""
-    out = np.empty((len(rows), spec.dim(features.image.shape[1])), dtype=dtype)
-    if dtype != np.float32:
-        for start, block in fuse_chunks(spec, features, rows, location, irish):
-            out[start:start + len(block)] = block
-        return out
+         irish: np.ndarray | None = None) -> np.ndarray:
+    """The whole float32 model input for `features` rows `rows` as one array (see `fuse_chunks`)."""
+    out = np.empty((len(rows), spec.dim(features.image.shape[1])), dtype=np.float32)
     location = _location_for(spec, location, irish)
     for start in range(0, len(rows), _CHUNK):  # straight into `out`, chunk by chunk to bound mapped pages
         stop = start + _CHUNK
