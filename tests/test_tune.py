@@ -75,8 +75,13 @@ def test_tuning_never_sees_the_rows_it_is_scored_on(monkeypatch):
     seen = []
     original = Candidate.fit
 
+    shared_rows = {}  # weights and global thresholds shared between candidates: one set of rows per cache
+
     def spy(self, probs_, y_, *args, **kwargs):
-        seen.append((kwargs.get("study") or args[-1], set(np.rint(probs_[0][:, -1] * n).astype(int))))
+        rows = set(np.rint(probs_[0][:, -1] * n).astype(int))
+        seen.append((kwargs.get("study") or args[-1], rows))
+        if kwargs.get("shared") is not None:
+            assert shared_rows.setdefault(id(kwargs["shared"]), rows) == rows
         return original(self, probs_, y_, *args, **kwargs)
 
     monkeypatch.setattr(Candidate, "fit", spy)
@@ -90,6 +95,7 @@ def test_tuning_never_sees_the_rows_it_is_scored_on(monkeypatch):
             assert rows == set(np.flatnonzero(fold != k))  # tuned on the other fold only
         else:
             assert study.startswith("final/") and rows == set(range(n))
+    assert len(shared_rows) == 3 * config.folds  # a, b and their ensemble, each per fold
     assert len(report) == len(candidates(["a", "b"], config)) == 12
     assert choice.name == max(report, key=lambda k: report[k]["exact_match"])
     assert (predicted == y2).all(axis=1).mean() == report[choice.name]["exact_match"]

@@ -85,20 +85,28 @@ class Candidate:
     decoder: str
 
     def fit(self, probs: list[np.ndarray], y: np.ndarray, label_sets: LabelSetDecoder, config: DecodeConfig,
-            storage: str | None, study: str) -> Choice:
-        """Fit weights and decoder on (probs, y): rows of the hold-out this candidate may tune on."""
-        weights = fit_weights(probs, y)
+            storage: str | None, study: str, shared: dict | None = None) -> Choice:
+        """Fit weights and decoder on (probs, y): rows of the hold-out this candidate may tune on.
+
+        `shared` (a dict) carries the ensemble weights and the tuned global threshold between the
+        candidates with the same members fitted on the same rows, so each is computed once."""
+        shared = {} if shared is None else shared
+        if "weights" not in shared:
+            shared["weights"] = fit_weights(probs, y)
+        weights = shared["weights"]
         mixed = combine(probs, weights)
+        if self.decoder in ("global", "label_set") and "global" not in shared:
+            shared["global"] = tune_thresholds(mixed, y, per_tag=False, seed=config.seed, storage=storage,
+                                               study_name=study, n_trials=config.global_trials)
         if self.decoder == "0.5":
             decoder = ThresholdDecoder(0.5)
-        elif self.decoder in ("global", "per_tag"):
-            per_tag = self.decoder == "per_tag"
-            decoder = tune_thresholds(mixed, y, per_tag=per_tag, seed=config.seed, storage=storage, study_name=study,
-                                      n_trials=config.per_tag_trials if per_tag else config.global_trials)
+        elif self.decoder == "global":
+            decoder = shared["global"]
+        elif self.decoder == "per_tag":
+            decoder = tune_thresholds(mixed, y, per_tag=True, seed=config.seed, storage=storage, study_name=study,
+                                      n_trials=config.per_tag_trials)
         else:  # a photo's own set is thresholded at the tuned global threshold
-            own = tune_thresholds(mixed, y, per_tag=False, seed=config.seed, storage=storage, study_name=study,
-                                  n_trials=config.global_trials)
-            decoder = label_sets.with_settings(0.0, None, float(own.thresholds)).tune(
+            decoder = label_sets.with_settings(0.0, None, float(shared["global"].thresholds)).tune(
                 mixed, y, config.prior_weights, config.novel_penalties)
         return Choice(self.name, self.members, weights, decoder)
 
@@ -127,13 +135,14 @@ def choose(holdout_probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray,
     storage = f"sqlite:///{Path(workdir).resolve() / 'optuna.db'}" if workdir is not None else None
     label_sets = LabelSetDecoder.from_labels(train_y, config.label_sets)
     fold = folds(ids, config.folds, config.seed)
-    report, best, best_predicted = {}, None, None
+    report, best, best_predicted, shared = {}, None, None, {}
     for cand in progress(candidates(list(holdout_probs), config), desc="decoders", unit="candidate"):
         probs = [holdout_probs[m] for m in cand.members]
         predicted = np.zeros_like(y)
         for k in range(config.folds):
             tune, score = fold != k, fold == k
-            choice = cand.fit([p[tune] for p in probs], y[tune], label_sets, config, None, f"fold{k}/{cand.name}")
+            choice = cand.fit([p[tune] for p in probs], y[tune], label_sets, config, None, f"fold{k}/{cand.name}",
+                              shared=shared.setdefault((tuple(cand.members), k), {}))
             predicted[score] = choice.decode([p[score] for p in probs])
         report[cand.name] = {
             "members": cand.members, "decoder": cand.decoder,
