@@ -23,7 +23,7 @@ def shared_file(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> Path:
     """A DATA folder in the competition's layout: 240 train + 60 test photos, JPEGs, metadata, solution."""
-    from geocontext.demo import build_dataset
+    from geocontext.synthetic.demo import build_dataset
 
     return build_dataset(tmp_path_factory.mktemp("demo") / "data", n_train=240, n_test=60, seed=3)
 
@@ -31,6 +31,6 @@ def demo_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_features(demo_data, tmp_path_factory) -> Path:
     """Synthetic FEATURES for `demo_data` (fast; the embedding tests cover the real encoder)."""
-    from geocontext.synth import write_feature_folder
+    from geocontext.synthetic.world import write_feature_folder
 
     return write_feature_folder(demo_data, tmp_path_factory.mktemp("features") / "features", seed=3, dim=32, noise=0.25)

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from geocontext.config import RunConfig, default_variants
+from geocontext.pipeline.config import RunConfig
+from geocontext.training.config import default_variants
 
 
 def test_partial_json_keeps_the_defaults_it_does_not_name(tmp_path):

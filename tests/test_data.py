@@ -3,11 +3,12 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import shared_file
-from geocontext import data
+
+from geocontext.competition import COLUMNS
+from geocontext.competition import image_path
+from geocontext.data import readers as data
 from geocontext.errors import DataError
-from geocontext.tags import COLUMNS
 
 
 def write_labels(path, rows, columns=("tag1", "tag2", "tag3")):
@@ -97,7 +98,7 @@ def test_metadata_absent_means_everything_unknown(tmp_path):
 def test_test_ids_and_image_paths(tmp_path):
     (tmp_path / "test.csv").write_text("gridimage_id\n14090\n36357\n")
     assert data.read_test_ids(tmp_path).tolist() == [14090, 36357]
-    assert data.image_path(tmp_path, "test", 1234567) == tmp_path / "test_images" / "00123" / "1234567.jpg"
+    assert image_path(tmp_path, "test", 1234567) == tmp_path / "test_images" / "00123" / "1234567.jpg"
 
 
 def test_tag_names_fall_back_to_the_kits_table(tmp_path):

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from geocontext.decode import LabelSetDecoder, ThresholdDecoder, decoder_from_dict, ensure_one_tag
+from geocontext.competition import ensure_one_tag
+from geocontext.decoding.decoders import (
+    LabelSetDecoder,
+    ThresholdDecoder,
+    decoder_from_dict,
+)
 
 
 def random_probs(n=300, t=8, seed=0):
@@ -74,7 +79,7 @@ def test_label_set_with_free_novel_sets_is_plain_thresholding():
 
 
 def test_label_set_tuning_picks_the_best_settings_on_its_rows():
-    from geocontext.metrics import exact_match
+    from geocontext.decoding.metrics import exact_match
 
     rng = np.random.default_rng(0)
     common = np.array([[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]], dtype=np.uint8)

@@ -14,14 +14,20 @@ import numpy as np
 import pytest
 import torch
 
-from geocontext.chunks import Plan
 from geocontext.cli import main
-from geocontext.data import image_path, read_ids
-from geocontext.embed import EmbedConfig, embed, merge
-from geocontext.encoder import EncoderConfig, WeightsError, encode_text_trimmed, load_encoder
+from geocontext.competition import image_path
+from geocontext.data.readers import read_ids
+from geocontext.embedding.chunks import Plan
+from geocontext.embedding.encoder import (
+    EncoderConfig,
+    WeightsError,
+    encode_text_trimmed,
+    load_encoder,
+)
+from geocontext.embedding.features import load_features
+from geocontext.embedding.photos import batches_within
+from geocontext.embedding.pipeline import EmbedConfig, embed, merge
 from geocontext.errors import DataError
-from geocontext.features import load_features
-from geocontext.photos import batches_within
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
@@ -41,7 +47,7 @@ def tiny(tmp_path_factory) -> str:
 def data_dir(tmp_path_factory) -> Path:
     """20 train + 8 test photos; one test photo missing, one truncated (build_dataset does that), one long
     title, one photo without a metadata row (so no title)."""
-    from geocontext.demo import build_dataset
+    from geocontext.synthetic.demo import build_dataset
 
     folder = build_dataset(tmp_path_factory.mktemp("embed") / "data", n_train=20, n_test=8, seed=5)
     ids = read_ids(folder / "train.csv")
@@ -255,7 +261,7 @@ def test_plan_shards_cover_every_chunk_once():
 
 KILLABLE = """
 import sys, time
-import geocontext.chunks as chunks
+import geocontext.embedding.chunks as chunks
 write = chunks.ChunkStore.write
 def slow_write(self, k, chunk):
     write(self, k, chunk)

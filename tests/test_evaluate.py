@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from geocontext.cli import main
+from geocontext.data.submission import write_submission
 from geocontext.errors import SubmissionError
-from geocontext.evaluate import evaluate
-from geocontext.submission import write_submission
+from geocontext.pipeline.evaluate import evaluate
 
 COLS = ("tag1", "tag2")
 

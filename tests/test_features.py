@@ -3,8 +3,14 @@ import json
 import numpy as np
 import pytest
 
+from geocontext.embedding.features import (
+    align,
+    load_features,
+    looks_normalised,
+    save_features,
+)
 from geocontext.errors import DataError
-from geocontext.features import FeatureSpec, align, fuse, fuse_chunks, load_features, looks_normalised, save_features
+from geocontext.training.inputs import FeatureSpec, fuse, fuse_chunks
 
 
 @pytest.fixture

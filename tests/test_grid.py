@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from geocontext.grid import LAT_RANGE, LON_RANGE, locate, normalise
-from geocontext.synth import format_osgb
+from geocontext.data.grid import LAT_RANGE, LON_RANGE, locate, normalise
+from geocontext.synthetic.world import format_osgb
 
 
 @pytest.mark.parametrize("ref, lat, lon", [

@@ -15,17 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
-from geocontext import kaggle_cli
-from geocontext.cli import main
-from geocontext.data import read_labels, read_test_ids
-from geocontext.features import load_features
-from geocontext.kaggle_dataset import prepare
-from geocontext.kernel_runtime import COMPETITION
-from geocontext.kernels import render_all
-from geocontext.submission import write_submission
 from kaggle_standin import KaggleStandIn, network_guard_env
+
+from geocontext.cli import main
+from geocontext.competition import COMPETITION
+from geocontext.data.readers import read_labels, read_test_ids
+from geocontext.data.submission import write_submission
+from geocontext.embedding.features import load_features
+from geocontext.kaggle import command as kaggle_cli
+from geocontext.kaggle.dataset import prepare
+from geocontext.kaggle.render import render_all
 
 USER, KEY = "fake-user", "fake-key-0123456789abcdef"
 pytestmark = pytest.mark.skipif(subprocess.run(["make", "--version"], capture_output=True).returncode != 0,
@@ -74,7 +74,7 @@ def test_make_push_sends_the_rendered_kernel(kaggle, tmp_path):
     fresh = tmp_path / "fresh"
     render_all(REPO / "kernels", fresh, USER, names=["train"])
     assert sent["text"] == (fresh / "train" / "train.py").read_text()
-    assert "_CORE_SHA256" in sent["text"] and "'geocontext/run.py'" in sent["text"]
+    assert "_CORE_SHA256" in sent["text"] and "'geocontext/pipeline/run.py'" in sent["text"]
     assert (sent["language"], sent["kernelType"]) == ("python", "script")
     assert (sent["isPrivate"], sent["enableGpu"], sent["enableInternet"]) == (True, False, False)
     assert sent["competitionDataSources"] == [COMPETITION]

@@ -16,20 +16,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
-from geocontext import kernel_runtime as runtime
+from geocontext.kaggle.render import (
+    PLACEHOLDER,
+    RenderError,
+    core_files,
+    discover,
+    load_kernel,
+    package_dir,
+    render_all,
+    string_literal,
+)
+
 from geocontext.cli import main, verbs
-from geocontext.data import read_labels, read_test_ids
-from geocontext.kernels import (PLACEHOLDER, RenderError, core_files, discover, load_kernel, package_dir,
-                                render_all, string_literal)
-from geocontext.submission import read_submission, validate
+from geocontext.data.readers import read_labels, read_test_ids
+from geocontext.data.submission import read_submission, validate
+from geocontext.kaggle import runtime
+from geocontext.synthetic.types_data import BAD_LINES, write_dataset
 from geocontext.typetags.checkpoint import REQUIRED, load_checkpoint
+from geocontext.typetags.classifier import type_probabilities as predict_proba
 from geocontext.typetags.distance import DIST_MAP, distance_index
 from geocontext.typetags.labels import CLASSES
-from geocontext.typetags.model import predict_proba
 from geocontext.typetags.reader import read_types
-from geocontext.typetags.synth import BAD_LINES, write_dataset
 
 KERNELS = REPO / "kernels"
 # Runs a script with no geocontext importable but the one it vendors: src paths holding the
@@ -133,7 +141,7 @@ def test_rendered_script_carries_the_whole_core(rendered):
     core = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "_CORE")
     vendored = ast.literal_eval(core)
     assert list(vendored.items()) == core_files(package_dir())  # every file, byte for byte, in order
-    assert "geocontext/kernel_runtime.py" in vendored and "geocontext/run.py" in vendored
+    assert "geocontext/kaggle/runtime.py" in vendored and "geocontext/pipeline/run.py" in vendored
     assert ast.get_docstring(tree).startswith('Kaggle kernel "geocontext train"')  # --help still reads it
     assert script.startswith("#!/usr/bin/env python3\n")
 

@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from geocontext.metrics import exact_match, macro_f1, per_tag_f1, scores
+from geocontext.decoding.metrics import exact_match, macro_f1, per_tag_f1, scores
 
 
 def test_agrees_with_scikit_learn():

@@ -6,21 +6,29 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import shared_file
 from torch import nn
 
-from geocontext import data, grid
 from geocontext.cli import main
-from geocontext.config import RunConfig, VariantConfig
+from geocontext.competition import COLUMNS
+from geocontext.data import grid
+from geocontext.data import readers as data
+from geocontext.data.submission import read_submission, validate
+from geocontext.decoding.select import DecodeConfig
+from geocontext.embedding.features import load_features, save_features
 from geocontext.errors import DataError
-from geocontext.features import FeatureSpec, load_features, save_features
-from geocontext.published import import_heads, parse_name, read_log
-from geocontext.run import predict, run
-from geocontext.select import DecodeConfig
-from geocontext.submission import read_submission, validate
-from geocontext.synth import World, grid_references, sample_labels, synthesize_features
-from geocontext.tags import COLUMNS
-from geocontext.train import TrainConfig
-from conftest import shared_file
+from geocontext.pipeline.config import RunConfig
+from geocontext.pipeline.predict import predict
+from geocontext.pipeline.published import import_heads, parse_name, read_log
+from geocontext.pipeline.run import run
+from geocontext.synthetic.world import (
+    World,
+    grid_references,
+    sample_labels,
+    synthesize_features,
+)
+from geocontext.training.config import TrainConfig, VariantConfig
+from geocontext.training.inputs import FeatureSpec
 
 PUBLISHED = ("linear-img", "linear-txt", "linear-img-txt-loc", "linear-img-txt-loc-mixup",
              "mlp-img-txt-loc", "mlp-img-txt-loc-mixup")
@@ -135,7 +143,7 @@ def test_published_logs_and_variant_folder(tmp_path):
     log = variant["published"]["log"]
     # The log closes with "Best epoch 56" (where early stopping ended); the score was first reached at 46.
     assert log["best_val_exact_match"] == 0.3249 and log["best_epoch"] == 46 and log["stated_best"]["epoch"] == 56
-    assert variant["published"]["location_weights_left_initial_range"] is False
+    assert variant["published"]["learnt_from_location"] is False
     state = torch.load(tmp_path / "run" / "variants" / "mlp-img-txt-loc" / "model.pt", weights_only=True)
     assert (state["scaler"]["mean"] == 0).all() and (state["scaler"]["std"] == 1).all()  # identity standardiser
 

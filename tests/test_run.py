@@ -6,17 +6,20 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from geocontext.cli import main
-from geocontext.config import RunConfig, VariantConfig
-from geocontext.data import read_labels
+from geocontext.data.readers import read_labels
+from geocontext.decoding.select import DecodeConfig
+from geocontext.embedding.features import load_features, save_features
 from geocontext.errors import DataError
-from geocontext.evaluate import evaluate
-from geocontext.features import FeatureSpec, fuse, save_features, load_features
-from geocontext.run import load_inputs, load_run, predict, run
-from geocontext.select import DecodeConfig
-from geocontext.train import TrainConfig
-from conftest import REPO
+from geocontext.pipeline.config import RunConfig
+from geocontext.pipeline.evaluate import evaluate
+from geocontext.pipeline.predict import load_run, predict
+from geocontext.pipeline.prepare import load_inputs
+from geocontext.pipeline.run import run
+from geocontext.training.config import TrainConfig, VariantConfig
+from geocontext.training.inputs import FeatureSpec, fuse
 
 
 def small_config() -> RunConfig:
@@ -171,7 +174,7 @@ def test_with_adds_another_runs_variants_as_members(finished, demo_data, demo_fe
 
 
 def test_leaderboard_ranks_candidates(finished, capsys):
-    from geocontext.leaderboard import collect
+    from geocontext.pipeline.leaderboard import collect
 
     out, report = finished
     rows = collect([out])

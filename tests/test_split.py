@@ -1,6 +1,6 @@
 import numpy as np
 
-from geocontext.split import folds, holdout_mask
+from geocontext.data.split import folds, holdout_mask
 
 
 def test_holdout_depends_only_on_id_and_seed():

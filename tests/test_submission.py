@@ -3,8 +3,13 @@ import zipfile
 import numpy as np
 import pytest
 
+from geocontext.data.submission import (
+    read_submission,
+    to_frame,
+    validate,
+    write_submission,
+)
 from geocontext.errors import SubmissionError
-from geocontext.submission import read_submission, to_frame, validate, write_submission
 
 COLS = ("tag1", "tag2", "tag3")
 IDS = np.array([4, 2, 9])

@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from geocontext.heads import Standardizer, build_head, predict_proba
-from geocontext.train import TrainConfig, fit
+from geocontext.training.config import TrainConfig
+from geocontext.training.heads import build_head, predict_proba
+from geocontext.training.inputs import Standardizer
+from geocontext.training.loop import fit
 
 
 def separable(n=3000, d=16, t=5, seed=0):

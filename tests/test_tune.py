@@ -2,10 +2,14 @@ import numpy as np
 import optuna
 import pytest
 
-from geocontext.decode import ThresholdDecoder
-from geocontext.ensemble import fit_weights
-from geocontext.select import Candidate, DecodeConfig, candidates, choose
-from geocontext.tune import coordinate_ascent, exact_match_at, tune_thresholds
+from geocontext.decoding.decoders import ThresholdDecoder
+from geocontext.decoding.ensemble import fit_weights
+from geocontext.decoding.select import Candidate, DecodeConfig, candidates, choose
+from geocontext.decoding.thresholds import (
+    coordinate_ascent,
+    exact_match_at,
+    tune_thresholds,
+)
 
 
 def fake_model(n=4000, t=6, seed=0):
@@ -73,7 +77,7 @@ def test_tuning_never_sees_the_rows_it_is_scored_on(monkeypatch):
     holdout = {"a": np.column_stack([probs, marker]), "b": np.column_stack([probs[:, ::-1], marker])}
     y2 = np.column_stack([y, np.zeros(n, np.uint8)])
     seen = []
-    original = Candidate.fit
+    original = Candidate.tune
 
     shared_rows = {}  # weights and global thresholds shared between candidates: one set of rows per cache
 
@@ -84,10 +88,10 @@ def test_tuning_never_sees_the_rows_it_is_scored_on(monkeypatch):
             assert shared_rows.setdefault(id(kwargs["shared"]), rows) == rows
         return original(self, probs_, y_, *args, **kwargs)
 
-    monkeypatch.setattr(Candidate, "fit", spy)
+    monkeypatch.setattr(Candidate, "tune", spy)
     config = DecodeConfig(global_trials=5, per_tag_trials=5)
     choice, report, predicted = choose(holdout, y2, ids, y2, config)
-    from geocontext.split import folds
+    from geocontext.data.split import folds
     fold = folds(ids, 2, config.seed)
     for study, rows in seen:
         if study.startswith("fold"):

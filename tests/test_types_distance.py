@@ -2,7 +2,13 @@
 import numpy as np
 import pytest
 
-from geocontext.typetags.distance import DIST_MAP, distance_index, distance_metres, snap_metres, snapped_distance
+from geocontext.typetags.distance import (
+    DIST_MAP,
+    distance_index,
+    distance_metres,
+    snap_metres,
+    snapped_distance,
+)
 
 
 def test_zero_and_empty_are_index_zero_unknown_is_22():

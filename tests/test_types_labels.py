@@ -3,7 +3,12 @@ import numpy as np
 import pytest
 
 from geocontext.typetags.dropout import DistanceDropout, id_uniform
-from geocontext.typetags.labels import CLASSES, WeightRules, label_matrix, sample_weights
+from geocontext.typetags.labels import (
+    CLASSES,
+    WeightRules,
+    label_matrix,
+    sample_weights,
+)
 
 CASES = [  # raw types, stored distance, expected classes, expected weight (no row weight)
     ("Geograph", "128", {"Geograph"}, 1.0),

@@ -2,14 +2,19 @@
 import numpy as np
 import pytest
 import torch
+from conftest import shared_file
 from torch import nn
 
-from conftest import shared_file
 from geocontext.errors import DataError
-from geocontext.typetags.checkpoint import load_checkpoint, save_checkpoint, thresholds_of
+from geocontext.typetags.checkpoint import (
+    load_checkpoint,
+    save_checkpoint,
+    thresholds_of,
+)
+from geocontext.typetags.classifier import TypeClassifier
+from geocontext.typetags.classifier import type_probabilities as predict_proba
 from geocontext.typetags.distance import DIST_MAP, distance_index
 from geocontext.typetags.labels import CLASSES
-from geocontext.typetags.model import TypeClassifier, predict_proba
 
 PUBLISHED_KEYS = {"model_state_dict", "classes", "dist_map", "clip_dim", "dist_embed_dim", "epoch",
                   "optimizer_state_dict", "loss"}

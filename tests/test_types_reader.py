@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from geocontext.errors import DataError
+from geocontext.synthetic.types_data import BAD_LINES, sample, write_dataset
 from geocontext.typetags.reader import TypeRows, iter_rows, read_types
-from geocontext.typetags.synth import BAD_LINES, sample, write_dataset
 
 
 @pytest.fixture(scope="module")

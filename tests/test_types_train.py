@@ -5,19 +5,19 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO, shared_file
+
 from geocontext.cli import main
-from geocontext.decode import ThresholdDecoder
+from geocontext.decoding.decoders import ThresholdDecoder
+from geocontext.synthetic.types_data import write_dataset
 from geocontext.typetags.checkpoint import load_checkpoint, thresholds_of
+from geocontext.typetags.classifier import type_probabilities as predict_proba
 from geocontext.typetags.distance import distance_index
+from geocontext.typetags.labeller import labeller_records
 from geocontext.typetags.labels import CLASSES
-from geocontext.typetags.model import predict_proba
-from geocontext.typetags.predict import labeller_records
 from geocontext.typetags.reader import read_types
-from geocontext.typetags.run import evaluate_file, load_labelled, train_run
-from geocontext.typetags.synth import write_dataset
-from geocontext.typetags.train import TypesTrainConfig
+from geocontext.typetags.trainer import TypesTrainConfig
+from geocontext.typetags.workflow import evaluate_file, load_labelled, train_run
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import importlib.util
 import subprocess
 import sys
 
-from geocontext import kernel_runtime as kernel
+from geocontext.kaggle import runtime as kernel
 
 VERB = "embed"
 OPEN_CLIP = "open_clip_torch==3.3.0"  # the version requirements.txt pins

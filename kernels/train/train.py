@@ -11,7 +11,7 @@ Locally: python build/kernels/train/train.py --data DATA --features FEATURES [--
 """
 import shutil
 
-from geocontext import kernel_runtime as kernel
+from geocontext.kaggle import runtime as kernel
 
 VERB = "run"
 

@@ -19,7 +19,7 @@ Locally: python build/kernels/types/train_types.py --types FILE.jsonl [--predict
 """
 from pathlib import Path
 
-from geocontext import kernel_runtime as kernel
+from geocontext.kaggle import runtime as kernel
 
 VERB = "types"
 PREDICTIONS = "predictions.jsonl"

@@ -10,8 +10,8 @@ from .errors import DataError, SubmissionError
 
 
 def _run(args) -> int:
-    from .config import RunConfig
-    from .run import run
+    from .pipeline.config import RunConfig
+    from .pipeline.run import run
 
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
     if args.seed is not None:
@@ -21,14 +21,14 @@ def _run(args) -> int:
 
 
 def _predict(args) -> int:
-    from .run import predict
+    from .pipeline.predict import predict
 
     predict(args.run, args.data, args.features, args.out, args.probs, args.split)
     return 0
 
 
 def _evaluate(args) -> int:
-    from .evaluate import evaluate
+    from .pipeline.evaluate import evaluate
 
     result = evaluate(args.submission, args.solution)
     print(json.dumps(result))
@@ -36,7 +36,7 @@ def _evaluate(args) -> int:
 
 
 def _leaderboard(args) -> int:
-    from .leaderboard import collect, format_table
+    from .pipeline.leaderboard import collect, format_table
 
     rows = collect(args.runs)
     rows = [r for r in rows if r["final"]] if args.final else rows
@@ -45,7 +45,7 @@ def _leaderboard(args) -> int:
 
 
 def _demo(args) -> int:
-    from .demo import main as demo
+    from .synthetic.demo import main as demo
 
     demo(args.work, args.train, args.test, args.seed)
     return 0
@@ -55,8 +55,8 @@ def _add_embed_verb(sub) -> None:
     """`embed` (photos + titles -> FEATURES, resumable, shardable) and `embed merge` (shard outputs -> FEATURES)."""
 
     def embed(args) -> int:
-        from .embed import EmbedConfig, embed, parse_shard, parse_splits
-        from .encoder import EncoderConfig
+        from .embedding.encoder import EncoderConfig
+        from .embedding.pipeline import EmbedConfig, embed, parse_shard, parse_splits
 
         if args.data is None or args.out is None:
             raise ValueError("embed needs --data DATA and --out FEATURES (or: embed merge ...)")
@@ -68,7 +68,7 @@ def _add_embed_verb(sub) -> None:
         return 0
 
     def merge(args) -> int:
-        from .embed import merge, parse_splits
+        from .embedding.pipeline import merge, parse_splits
 
         merge(args.data, args.out, args.inputs or None, parse_splits(args.split) if args.split else None)
         return 0
@@ -108,8 +108,8 @@ def _add_embed_verb(sub) -> None:
 
 
 def _heads_import(args) -> int:
-    from .config import RunConfig
-    from .published import import_heads
+    from .pipeline.config import RunConfig
+    from .pipeline.published import import_heads
 
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
     if args.seed is not None:
@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
 
-    from .typetags.cli import add_parser as add_types_parser  # `types`: the Geograph type-tag classifier
+    from .typetags.verbs import (
+        add_parser as add_types_parser,  # `types`: the Geograph type-tag classifier
+    )
 
     add_types_parser(sub)
     _add_heads(sub)
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 # ---- Kaggle: render and push kernels, prepare the shared dataset, submit (kernels, kaggle_cli, kaggle_dataset) ----
 
 def _kernels_render(args) -> int:
-    from .kernels import render_all, username_from
+    from .kaggle.render import render_all, username_from
 
     username = username_from(args.username)
     for folder in render_all(args.kernels, args.out, username, args.names or None):
@@ -222,8 +224,14 @@ def _kernels_render(args) -> int:
 
 
 def _kernels_push(args) -> int:
-    from .kaggle_cli import KaggleSetupError, cli_command, credential_source, push_kernel, CREDENTIALS_HELP
-    from .kernels import load_kernel, render, package_dir, username_from
+    from .kaggle.command import (
+        CREDENTIALS_HELP,
+        KaggleSetupError,
+        cli_command,
+        credential_source,
+        push_kernel,
+    )
+    from .kaggle.render import load_kernel, package_dir, render, username_from
 
     kernel = load_kernel(args.kernels / args.name)
     username = username_from(args.username)
@@ -246,14 +254,14 @@ def _kernels_push(args) -> int:
 
 
 def _submit(args) -> int:
-    from .kaggle_cli import submit
+    from .kaggle.command import submit
 
     return submit(args.file, args.message, args.data, args.competition, args.dry_run)
 
 
 def _dataset_prepare(args) -> int:
-    from .kaggle_dataset import prepare
-    from .kernels import username_from
+    from .kaggle.dataset import prepare
+    from .kaggle.render import username_from
 
     info = prepare(args.features, args.out, username_from(args.username), args.metadata)
     print(f"prepared {info['folder']}: {', '.join(f'{s} {n} rows' for s, n in info['rows'].items())},"
@@ -266,7 +274,7 @@ def _dataset_prepare(args) -> int:
 
 
 def _add_kaggle_verbs(sub) -> None:
-    from .kernel_runtime import COMPETITION
+    from .competition import COMPETITION
 
     p = sub.add_parser("kernels", help="render Kaggle kernels (kernels/<name>/ -> build/kernels/<name>/), push one")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")

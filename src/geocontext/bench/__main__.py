@@ -8,9 +8,20 @@ import sys
 import time
 from pathlib import Path
 
+from ..console import say
 from .report import markdown
-from .suite import BenchConfig, _say, build_data, decoder_spread, embedding, end_to_end, generated, machine, predicting, \
-    training, tuning
+from .suite import (
+    BenchConfig,
+    build_data,
+    decoder_spread,
+    embedding,
+    end_to_end,
+    generated,
+    machine,
+    predicting,
+    training,
+    tuning,
+)
 
 
 def main(argv=None) -> int:
@@ -43,7 +54,7 @@ def main(argv=None) -> int:
     results["bench_minutes"] = (time.perf_counter() - start) / 60
     (cfg.cache / "results.json").write_text(json.dumps(results, indent=2, default=str))
     args.out.write_text(markdown(results))
-    _say(f"wrote {args.out} ({results['bench_minutes']:.1f} min); raw figures in {cfg.cache / 'results.json'}")
+    say(f"wrote {args.out} ({results['bench_minutes']:.1f} min); raw figures in {cfg.cache / 'results.json'}")
     return 0
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import ID, read_labels, read_test_ids
-from ..features import save_features
-from ..synth import World, grid_references, sample_labels, synthesize_features
-from ..tags import COLUMNS
+from ..competition import COLUMNS, ID
+from ..data.readers import read_labels, read_test_ids
+from ..embedding.features import save_features
+from ..synthetic.world import World, grid_references, sample_labels, synthesize_features
 
 VERSION = 1  # bump when the generator changes: the cache is rebuilt
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "kaggle-competition"  # beside the repo

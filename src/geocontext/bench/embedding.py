@@ -24,10 +24,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from ..data import ID, image_path
-from ..embed import EmbedConfig, embed
-from ..encoder import Encoder, EncoderConfig, load_encoder
-from ..features import load_features
+from ..competition import ID, image_path
+from ..embedding.encoder import Encoder, EncoderConfig, load_encoder
+from ..embedding.features import load_features
+from ..embedding.pipeline import EmbedConfig, embed
 
 WORDS = ("Footpath", "Church", "Farm track", "River", "Stone wall", "Lighthouse", "Railway bridge", "Woodland",
          "Moorland", "Harbour", "Castle ruins", "Canal lock", "Village green", "Trig point", "Reservoir dam")

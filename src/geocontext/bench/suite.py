@@ -24,15 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import RunConfig, VariantConfig, default_variants
-from ..features import FeatureSpec, fuse
-from ..heads import Standardizer
-from ..run import prepare
-from ..select import DecodeConfig, choose
-from ..train import TrainConfig, storage_dtype
-from ..tune import tune_thresholds
+from ..console import say
+from ..data.readers import read_train_labels
+from ..decoding.select import DecodeConfig, choose
+from ..decoding.thresholds import exact_match_at, tune_thresholds
+from ..pipeline.config import RunConfig
+from ..pipeline.prepare import prepare
+from ..training.config import TrainConfig, VariantConfig, default_variants
+from ..training.inputs import FeatureSpec, Standardizer, fuse
 from . import data as bench_data
-from .training import compare, epoch_flops, matmul_gflops
+from .training import compare, matmul_gflops
 
 
 @dataclass
@@ -54,10 +55,6 @@ class BenchConfig:
         return {}
 
 
-def _say(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
 def machine() -> dict:
     try:
         cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
@@ -74,7 +71,7 @@ def machine() -> dict:
 def build_data(cfg: BenchConfig) -> tuple[Path, Path, dict]:
     shared = None if cfg.smoke else bench_data.SHARED
     return bench_data.build(cfg.cache / ("smoke" if cfg.smoke else "real"), shared, seed=0, noise=cfg.noise,
-                            log=_say, **cfg.sizes())
+                            log=say, **cfg.sizes())
 
 
 def training(cfg: BenchConfig, data_dir: Path, features_dir: Path) -> dict:
@@ -90,7 +87,7 @@ def training(cfg: BenchConfig, data_dir: Path, features_dir: Path) -> dict:
         config = vc.train
         if cfg.smoke:
             config = TrainConfig(**{**config.to_dict(), "epochs": 2})
-        _say(f"training: {config.head}, ours then the notebook-style loop (at most {cfg.baseline_epochs} epochs)")
+        say(f"training: {config.head}, ours then the notebook-style loop (at most {cfg.baseline_epochs} epochs)")
         results[config.head] = compare(x[prep.fit_rows], prep.labels.y[prep.fit_rows], prep.labels.ids[prep.fit_rows],
                                        x[prep.holdout], prep.y_holdout, prep.labels.ids[prep.holdout], blocks, config,
                                        2 if cfg.smoke else cfg.baseline_epochs)
@@ -120,7 +117,7 @@ def end_to_end(cfg: BenchConfig, data_dir: Path, features_dir: Path) -> dict:
     if out.exists():  # always a fresh run: a rerun would reuse finished variants and time nothing
         import shutil
         shutil.rmtree(out)
-    _say(f"run end to end: {' '.join(argv)}")
+    say(f"run end to end: {' '.join(argv)}")
     result = measured(cfg, "run", argv)
     result["report"] = json.loads((out / "report.json").read_text())
     result["out"] = str(out)
@@ -132,7 +129,7 @@ def tuning(cfg: BenchConfig, run_dir: Path, report: dict) -> dict:
     members = report["final"]["members"]
     probs = np.mean([np.load(run_dir / "variants" / m / "holdout_probs.npy") for m in members], axis=0)
     split = np.load(run_dir / "split.npz")
-    labels = __import__("geocontext.data", fromlist=["read_train_labels"]).read_train_labels(report_data_dir(run_dir))
+    labels = read_train_labels(report_data_dir(run_dir))
     y = labels.y[np.isin(labels.ids, split["holdout_ids"])]
     db = cfg.cache / "tuning.db"
     db.unlink(missing_ok=True)
@@ -141,7 +138,6 @@ def tuning(cfg: BenchConfig, run_dir: Path, report: dict) -> dict:
     decoder = tune_thresholds(probs, y, per_tag=True, n_trials=trials, seed=0, storage=f"sqlite:///{db.resolve()}",
                               study_name="bench")
     seconds = time.perf_counter() - start
-    from ..tune import exact_match_at
     return {"rows": len(y), "trials": trials, "seconds": seconds, "storage": "SQLite (Optuna RDB)",
             "exact_match_on_tuning_rows": exact_match_at(probs, y, decoder.thresholds),
             "note": "per-tag study: global study (trials/4, min 30) + enqueued starts + TPE"}
@@ -182,8 +178,6 @@ def decoder_spread(cfg: BenchConfig, run_dir: Path, report: dict) -> dict:
     names = list(report["variants"])
     probs = {n: np.load(run_dir / "variants" / n / "holdout_probs.npy") for n in names}
     split = np.load(run_dir / "split.npz")
-    from ..data import read_train_labels
-
     labels = read_train_labels(report_data_dir(run_dir))
     held = np.isin(labels.ids, split["holdout_ids"])
     config = RunConfig()
@@ -211,7 +205,7 @@ def generated(cfg: BenchConfig) -> dict:
     per_seed = []
     for seed in range(1 if cfg.smoke else cfg.generated_seeds):
         data_dir, features_dir, _ = bench_data.build(cfg.cache / f"generated-{seed}", None, seed=seed, n_train=n_train,
-                                                     n_test=n_test, noise=cfg.noise, log=_say)
+                                                     n_test=n_test, noise=cfg.noise, log=say)
         base = RunConfig(seed=seed)
         variants = [VariantConfig(v.name, v.features, TrainConfig(**{**v.train.to_dict(), "seed": seed,
                                                                     **({"epochs": 2} if cfg.smoke else {})}))
@@ -221,7 +215,7 @@ def generated(cfg: BenchConfig) -> dict:
         out = cfg.cache / f"generated-{seed}" / "run"
         config = RunConfig(variants=variants, seed=seed, decode=decode)
         (cfg.cache / f"generated-{seed}" / "config.json").write_text(json.dumps(config.to_dict()))
-        _say(f"generated data set, seed {seed}: {n_train} + {n_test} photos")
+        say(f"generated data set, seed {seed}: {n_train} + {n_test} photos")
         result = measured(cfg, f"generated-{seed}", ["run", "--data", str(data_dir), "--features", str(features_dir),
                                                       "--out", str(out), "--config",
                                                       str(cfg.cache / f"generated-{seed}" / "config.json")])

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..heads import build_head
-from ..train import TrainConfig, fit, holdout_scores, storage_dtype
+from ..training.config import TrainConfig
+from ..training.heads import build_head
+from ..training.loop import fit, holdout_scores, storage_dtype
 
 
 def matmul_gflops(dtype: torch.dtype, m: int = 4096, k: int = 1028, n: int = 256, repeats: int = 20) -> float:

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
+from .classifier import TypeClassifier
 from .distance import DIST_MAP
 from .labels import CLASSES
-from .model import TypeClassifier
 
 REQUIRED = ("model_state_dict", "classes", "dist_map", "clip_dim", "dist_embed_dim", "epoch")
 FORMAT = 1

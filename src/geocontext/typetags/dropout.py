@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..hashing import splitmix64, unit_interval
 from .distance import UNKNOWN_INDEX
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -51,7 +52,4 @@ def id_uniform(ids: np.ndarray, seed: int = 0, stream: int = 0) -> np.ndarray:
     """A uniform [0, 1) number per id from a SplitMix64 hash of (id, seed, stream): no generator state."""
     with np.errstate(over="ignore"):
         x = np.asarray(ids).astype(np.uint64) + _GOLDEN * np.uint64(1 + 2 * stream + 1_000_003 * seed)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return unit_interval(splitmix64(x))

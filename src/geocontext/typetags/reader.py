@@ -20,8 +20,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..console import progress
 from ..errors import DataError
-from ..progress import progress
 from .distance import UNKNOWN
 
 CLIP_DIM = 512

@@ -1,0 +1,225 @@
+"""Read the competition's files from a DATA folder: labels, test ids, photo metadata, image paths.
+
+Every reader checks the file's shape and raises `DataError` naming the file, line and id at fault.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..competition import ID
+from ..errors import DataError
+
+_TAG_COLUMN = re.compile(r"^tag\d+$")
+_SKIPPED_LINE = re.compile(r"Skipping line (\d+)")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Tag labels: `y[i, j]` is 1 when photo `ids[i]` carries tag `columns[j]`."""
+
+    ids: np.ndarray  # int64 (N,)
+    y: np.ndarray  # uint8 (N, T)
+    columns: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, mask_or_index) -> "Labels":
+        return Labels(self.ids[mask_or_index], self.y[mask_or_index], self.columns)
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Title and grid reference per photo, aligned with `ids`; '' where unknown."""
+
+    ids: np.ndarray
+    title: np.ndarray  # object array of str
+    grid_reference: np.ndarray  # object array of str
+    malformed_lines: tuple[str, ...]  # "file:line" of each line the CSV parser had to skip
+    bad_ids: int  # parsed lines whose gridimage_id is not a number
+    not_found: int  # ids asked for that no metadata row describes
+
+
+def find(data_dir: str | Path, *names: str) -> Path | None:
+    """The first of `names` that exists in `data_dir`, or None."""
+    for name in names:
+        path = Path(data_dir) / name
+        if path.exists():
+            return path
+    return None
+
+
+def require(data_dir: str | Path, *names: str) -> Path:
+    path = find(data_dir, *names)
+    if path is None:
+        raise DataError(f"{Path(data_dir)}: none of {', '.join(names)} found (DATA folder in the competition's layout)")
+    return path
+
+
+def open_csv(path: str | Path):
+    """A binary file handle on a .csv, or on the one CSV inside a .zip (macOS '__MACOSX/' entries ignored)."""
+    path = Path(path)
+    if path.suffix != ".zip":
+        return open(path, "rb")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{path}: not a readable zip file ({exc})") from exc
+    members = [m for m in archive.namelist() if m.endswith(".csv") and not m.startswith("__MACOSX/")]
+    if len(members) != 1:
+        raise DataError(f"{path}: expected exactly one .csv inside the zip, found {members or 'none'}")
+    return archive.open(members[0])
+
+
+def read_table(path: str | Path, **kwargs) -> pd.DataFrame:
+    with open_csv(path) as handle:
+        try:
+            return pd.read_csv(handle, **kwargs)
+        except (pd.errors.ParserError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as exc:
+            raise DataError(f"{path}: cannot parse as CSV ({exc})") from exc
+        except pd.errors.EmptyDataError as exc:
+            raise DataError(f"{path}: the file is empty") from exc
+
+
+def parse_ids(values: pd.Series, path: Path) -> np.ndarray:
+    """Integer gridimage ids; a non-integer names its line (header is line 1)."""
+    ids = pd.to_numeric(values, errors="coerce")
+    bad = ids.isna().to_numpy() | (ids.to_numpy(dtype=float, na_value=np.nan) % 1 != 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}, line {row + 2}: gridimage_id {values.iloc[row]!r} is not an integer")
+    return ids.to_numpy(dtype=np.int64)
+
+
+def check_unique(ids: np.ndarray, path: Path) -> None:
+    uniq, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    if len(uniq) != len(ids):
+        dup = uniq[counts > 1]
+        lines = np.flatnonzero(ids == dup[0]) + 2
+        raise DataError(
+            f"{path}: gridimage_id {dup[0]} appears {counts[counts > 1][0]} times (lines {', '.join(map(str, lines))});"
+            f" {len(dup)} duplicated id(s) in all"
+        )
+
+
+def read_labels(path: str | Path, columns: tuple[str, ...] | None = None) -> Labels:
+    """A labels CSV (gridimage_id + tagNNN 0/1 columns). With `columns`, they must all be present and
+    are returned in that order (other text columns such as train-extra's `tags` are ignored)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    df = read_table(path)
+    if ID not in df.columns:
+        raise DataError(f"{path}: missing column {ID!r} (found {list(df.columns)[:5]}...)")
+    found = tuple(c for c in df.columns if _TAG_COLUMN.match(str(c)))
+    if columns is None:
+        if not found:
+            raise DataError(f"{path}: no tag columns (expected columns named tagNNN after {ID!r})")
+        columns = found
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing tag column(s) {missing[:5]} (expected the {len(columns)} columns of train.csv)")
+    ids = parse_ids(df[ID], path)
+    check_unique(ids, path)
+    values = df.loc[:, list(columns)]
+    nan = values.isna().to_numpy()
+    if nan.any():
+        row, col = map(int, np.argwhere(nan)[0])
+        raise DataError(f"{path}, line {row + 2}: gridimage_id {ids[row]} has no value for {columns[col]} (NaN label)")
+    raw = values.to_numpy()
+    bad = (raw != 0) & (raw != 1)
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise DataError(f"{path}, line {row + 2}: gridimage_id {ids[row]} has {columns[col]}={raw[row, col]}; labels must be 0 or 1")
+    return Labels(ids, raw.astype(np.uint8), tuple(columns))
+
+
+def read_train_labels(data_dir: str | Path) -> Labels:
+    """train.csv (or train.csv.zip), plus train-extra.csv when present, in train.csv's column order."""
+    main = read_labels(require(data_dir, "train.csv", "train.csv.zip"))
+    extra_path = find(data_dir, "train-extra.csv", "train-extra.csv.zip")
+    if extra_path is None:
+        return main
+    extra = read_labels(extra_path, columns=main.columns)
+    both = np.intersect1d(main.ids, extra.ids)
+    if len(both):
+        raise DataError(f"{extra_path}: gridimage_id {both[0]} is also in train.csv ({len(both)} shared id(s))")
+    return Labels(np.concatenate([main.ids, extra.ids]), np.concatenate([main.y, extra.y]), main.columns)
+
+
+def read_ids(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    df = read_table(path, usecols=lambda c: c == ID)
+    if ID not in df.columns:
+        raise DataError(f"{path}: missing column {ID!r}")
+    ids = parse_ids(df[ID], path)
+    check_unique(ids, path)
+    return ids
+
+
+def read_test_ids(data_dir: str | Path) -> np.ndarray:
+    return read_ids(require(data_dir, "test.csv", "test.csv.zip"))
+
+
+def _read_metadata_file(path: Path, encoding: str) -> tuple[pd.DataFrame, list[str], int]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        df = read_table(path, dtype=str, keep_default_na=False, on_bad_lines="warn", encoding=encoding,
+                        encoding_errors="replace")
+    skipped = [f"{path.name}:{n}" for w in caught for n in _SKIPPED_LINE.findall(str(w.message))]
+    missing = [c for c in (ID, "title", "grid_reference") if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing} (expected gridimage_id, title, grid_reference)")
+    df = df[[ID, "title", "grid_reference"]]
+    ids = pd.to_numeric(df[ID], errors="coerce")
+    ok = ids.notna().to_numpy()
+    df = df[ok].assign(**{ID: ids[ok].astype(np.int64)})
+    return df, skipped, int((~ok).sum())
+
+
+def read_metadata(data_dir: str | Path, ids: np.ndarray) -> Metadata:
+    """Titles and grid references for `ids` from metadata.csv[.zip] (+ latin-1 metadata-extra.csv).
+
+    Malformed lines are skipped and counted, never fatal: one bad line must not cost a whole run."""
+    frames, malformed, bad_ids = [], [], 0
+    sources = [(find(data_dir, "metadata.csv", "metadata.csv.zip"), "utf-8"),
+               (find(data_dir, "metadata-extra.csv", "metadata-extra.csv.zip"), "latin-1")]
+    for path, encoding in sources:
+        if path is not None:
+            df, skipped, bad = _read_metadata_file(path, encoding)
+            frames.append(df)
+            malformed += skipped
+            bad_ids += bad
+    ids = np.asarray(ids, dtype=np.int64)
+    if not frames:
+        empty = np.full(len(ids), "", dtype=object)
+        return Metadata(ids, empty, empty.copy(), (), 0, len(ids))
+    table = pd.concat(frames, ignore_index=True).drop_duplicates(ID, keep="first").set_index(ID)
+    pos = table.index.get_indexer(ids)
+    found = pos >= 0
+    title = np.full(len(ids), "", dtype=object)
+    grid = np.full(len(ids), "", dtype=object)
+    title[found] = table["title"].to_numpy(dtype=object)[pos[found]]
+    grid[found] = table["grid_reference"].to_numpy(dtype=object)[pos[found]]
+    return Metadata(ids, title, grid, tuple(malformed), bad_ids, int((~found).sum()))
+
+
+def read_tag_names(data_dir: str | Path) -> dict[str, str]:
+    """Column -> readable tag name from tags-top.csv (blank lines skipped); the kit's own table if absent."""
+    from ..competition import BY_COLUMN
+
+    path = find(data_dir, "tags-top.csv")
+    names = {col: tag.name for col, tag in BY_COLUMN.items()}
+    if path is not None:
+        table = read_table(path, skip_blank_lines=True)
+        if not {"col", "tag"} <= set(table.columns):
+            raise DataError(f"{path}: expected columns tag_id,prefix,tag,col,grouping,description")
+        names.update(zip(table["col"].astype(str), table["tag"].astype(str)))
+    return names

@@ -1,0 +1,1 @@
+"""Probabilities -> tags: decoders, tuned thresholds, ensembles, the honest choice among candidates, metrics."""

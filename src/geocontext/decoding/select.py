@@ -1,0 +1,155 @@
+"""Choose how the trained variants become the final tags: which members, their weights, the decoder.
+
+Candidates are (members x decoder): each variant alone and the ensemble of all, decoded by the
+published 0.5 threshold, a tuned global threshold, tuned per-tag thresholds, or the label-set decoder.
+Every candidate is scored honestly: what it tunes (weights, thresholds, prior weight) is fitted on one
+fold of the hold-out and scored on the other (2-fold cross-fitting), so no reported score was measured
+on the rows that chose its settings. The winner is then refitted on the whole hold-out for the test set."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..console import progress
+from ..data.split import folds
+from .decoders import LabelSetDecoder, ThresholdDecoder, decoder_from_dict
+from .ensemble import combine, fit_weights
+from .metrics import exact_match, macro_f1
+from .thresholds import tune_thresholds
+
+DECODERS = ("0.5", "global", "per_tag", "label_set")
+
+
+@dataclass
+class DecodeConfig:
+    decoders: tuple[str, ...] = DECODERS
+    ensemble: bool = True  # also try the weighted mean of all variants
+    singles: bool = True  # also try each variant alone
+    global_trials: int = 40
+    per_tag_trials: int = 50  # in all, the first two enqueued starts (see tune.tune_thresholds)
+    label_sets: int = 1000  # candidate sets for the label-set decoder: the most frequent in training
+    prior_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    # How much a photo's own set (tags at or above the tuned global threshold), when it is no known
+    # set, is handicapped against the known sets; None = never allowed (pure label-set decoding);
+    # 0 with prior weight 0 is the global threshold itself.
+    novel_penalties: tuple = (0.0, 0.5, 1.0, 2.0, 4.0, None)
+    folds: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        self.decoders = tuple(self.decoders)
+        self.prior_weights = tuple(self.prior_weights)
+        self.novel_penalties = tuple(self.novel_penalties)
+        unknown = set(self.decoders) - set(DECODERS)
+        if unknown or not self.decoders:
+            raise ValueError(f"decoders must be among {DECODERS}, got {self.decoders}")
+        if self.folds < 2:
+            raise ValueError("cross-fitting needs at least 2 folds")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Choice:
+    """A fitted way to turn variant probabilities into tags."""
+
+    name: str
+    members: list[str]
+    weights: np.ndarray
+    decoder: object = field(default_factory=ThresholdDecoder)
+
+    def combine(self, probs: list[np.ndarray]) -> np.ndarray:
+        if len(probs) != len(self.members):
+            raise ValueError(f"{self.name} combines {len(self.members)} variants, got {len(probs)} probability arrays")
+        return combine(probs, self.weights)
+
+    def decode(self, probs: list[np.ndarray]) -> np.ndarray:
+        return self.decoder.decode(self.combine(probs))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "members": list(self.members), "weights": [float(w) for w in self.weights],
+                "decoder": self.decoder.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict, n_tags: int) -> "Choice":
+        return cls(d["name"], list(d["members"]), np.asarray(d["weights"]), decoder_from_dict(d["decoder"], n_tags))
+
+
+@dataclass
+class Candidate:
+    name: str
+    members: list[str]
+    decoder: str
+
+    def tune(self, probs: list[np.ndarray], y: np.ndarray, label_sets: LabelSetDecoder, config: DecodeConfig,
+            storage: str | None, study: str, shared: dict | None = None) -> Choice:
+        """Fit weights and decoder on (probs, y): rows of the hold-out this candidate may tune on.
+
+        `shared` (a dict) carries the ensemble weights and the tuned global threshold between the
+        candidates with the same members fitted on the same rows, so each is computed once."""
+        shared = {} if shared is None else shared
+        if "weights" not in shared:
+            shared["weights"] = fit_weights(probs, y)
+        weights = shared["weights"]
+        mixed = combine(probs, weights)
+        if self.decoder in ("global", "label_set") and "global" not in shared:
+            shared["global"] = tune_thresholds(mixed, y, per_tag=False, seed=config.seed, storage=storage,
+                                               study_name=study, n_trials=config.global_trials)
+        if self.decoder == "0.5":
+            decoder = ThresholdDecoder(0.5)
+        elif self.decoder == "global":
+            decoder = shared["global"]
+        elif self.decoder == "per_tag":
+            decoder = tune_thresholds(mixed, y, per_tag=True, seed=config.seed, storage=storage, study_name=study,
+                                      n_trials=config.per_tag_trials)
+        else:  # a photo's own set is thresholded at the tuned global threshold
+            decoder = label_sets.with_settings(0.0, None, float(shared["global"].thresholds)).tune(
+                mixed, y, config.prior_weights, config.novel_penalties)
+        return Choice(self.name, self.members, weights, decoder)
+
+
+def candidates(names: list[str], config: DecodeConfig) -> list[Candidate]:
+    """Simplest first: on equal scores the earlier (simpler) candidate is kept."""
+    groups = [[n] for n in names] if config.singles or len(names) == 1 else []
+    if config.ensemble and len(names) > 1:
+        groups.append(list(names))
+    found = []
+    for decoder in config.decoders:
+        for members in groups:
+            label = members[0] if len(members) == 1 else f"ensemble({len(members)})"
+            found.append(Candidate(f"{label} / {decoder}", members, decoder))
+    return found
+
+
+def choose(holdout_probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, train_y: np.ndarray,
+           config: DecodeConfig, workdir: Path | None = None) -> tuple[Choice, dict, np.ndarray]:
+    """The candidate with the best cross-fitted hold-out exact match, refitted on the whole hold-out.
+
+    Also returns the winner's cross-fitted hold-out tags (each row decoded by settings tuned on the
+    other fold), for honest per-tag figures. The studies that tune the final decoder go to
+    workdir/optuna.db (SQLite: resumable, inspectable); the many cross-fitting studies, which only
+    score candidates, run in memory because Optuna's RDB storage costs ~10x per trial."""
+    storage = f"sqlite:///{Path(workdir).resolve() / 'optuna.db'}" if workdir is not None else None
+    label_sets = LabelSetDecoder.from_labels(train_y, config.label_sets)
+    fold = folds(ids, config.folds, config.seed)
+    report, best, best_predicted, shared = {}, None, None, {}
+    for cand in progress(candidates(list(holdout_probs), config), desc="decoders", unit="candidate"):
+        probs = [holdout_probs[m] for m in cand.members]
+        predicted = np.zeros_like(y)
+        for k in range(config.folds):
+            tune, score = fold != k, fold == k
+            choice = cand.tune([p[tune] for p in probs], y[tune], label_sets, config, None, f"fold{k}/{cand.name}",
+                              shared=shared.setdefault((tuple(cand.members), k), {}))
+            predicted[score] = choice.decode([p[score] for p in probs])
+        report[cand.name] = {
+            "members": cand.members, "decoder": cand.decoder,
+            "exact_match": exact_match(y, predicted), "macro_f1": macro_f1(y, predicted),
+            "fold_exact_match": [exact_match(y[fold == k], predicted[fold == k]) for k in range(config.folds)],
+        }
+        if best is None or report[cand.name]["exact_match"] > report[best.name]["exact_match"]:
+            best, best_predicted = cand, predicted
+    final = best.tune([holdout_probs[m] for m in best.members], y, label_sets, config, storage, f"final/{best.name}")
+    return final, report, best_predicted

@@ -1,0 +1,113 @@
+"""Run configuration as data. This is the one place that lists every field `--config` accepts.
+
+RunConfig
+  variants          the variants to train; default: the three of training.config.default_variants()
+    - name          the variant's folder under OUT/variants/
+      features      training.inputs.FeatureSpec: modalities (image, title, location, in that order),
+                    l2_normalize, unknown ("flag" or "zero"), irish_grid
+      train         training.config.TrainConfig: head (linear, mlp), hidden, dropout, mixup_alpha, epochs,
+                    batch_size, min_steps_per_epoch, lr, weight_decay, patience, seed, precision
+  holdout_fraction  share of the labelled photos held out (0..1, by a hash of each id and `seed`)
+  seed              seed of the hold-out split
+  max_tags          training rows with more tags are dropped (rare, noisy label sets)
+  decode            decoding.select.DecodeConfig: decoders (0.5, global, per_tag, label_set), ensemble,
+                    singles, global_trials, per_tag_trials, label_sets, prior_weights, novel_penalties,
+                    folds, seed
+
+A JSON file names only what it changes; every field it leaves out keeps its default. `variants` is
+either a list (the whole list, replacing the defaults) or an object keyed by variant name, which
+changes the named default variants field by field and adds a variant under a new name:
+
+    {"seed": 1, "variants": {"mlp-img-txt-loc": {"train": {"lr": 0.001}}}}
+
+An unknown field is an error that names it and lists the accepted ones.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+
+from ..decoding.select import DecodeConfig
+from ..training.config import TrainConfig, VariantConfig, default_variants
+from ..training.inputs import FeatureSpec
+
+
+@dataclass
+class RunConfig:
+    variants: list[VariantConfig] = field(default_factory=default_variants)
+    holdout_fraction: float = 0.2
+    seed: int = 0
+    max_tags: int = 5
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def __post_init__(self):
+        if not self.variants:
+            raise ValueError("variants: at least one variant is needed")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variants: names must differ, got {names}")
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be between 0 and 1, got {self.holdout_fraction!r}")
+        if not isinstance(self.max_tags, int) or self.max_tags < 1:
+            raise ValueError(f"max_tags must be a whole number >= 1, got {self.max_tags!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        d = dict(_checked(d, cls, "the run configuration"))
+        base = cls()
+        variants = d.pop("variants", None)
+        variants = base.variants if variants is None else _variants(variants, base.variants)
+        decode = _merged(base.decode, d.pop("decode", {}), "decode")
+        return cls(variants=variants, decode=decode, **d)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "RunConfig":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
+            raise ValueError(f"{path}: not a valid run configuration ({exc})") from exc
+
+
+def _checked(d, cls, where: str) -> dict:
+    """`d` when it is an object whose keys are all fields of `cls`; else a ValueError naming the stranger."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} must be a JSON object, got {type(d).__name__}")
+    accepted = [f.name for f in fields(cls)]
+    unknown = [k for k in d if k not in accepted]
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r} in {where}; accepted: {', '.join(accepted)}")
+    return d
+
+
+def _merged(base, changes: dict, where: str):
+    """A copy of the dataclass `base` with `changes` applied, nested dataclasses field by field."""
+    _checked(changes, type(base), where)
+    values = {f.name: getattr(base, f.name) for f in fields(base)}
+    for key, value in changes.items():
+        current = values[key]
+        values[key] = _merged(current, value, f"{where}.{key}") if is_dataclass(current) else value
+    return type(base)(**values)
+
+
+def _variants(given, defaults: list[VariantConfig]) -> list[VariantConfig]:
+    fresh = VariantConfig("", FeatureSpec(), TrainConfig())
+    if isinstance(given, list):
+        out = []
+        for i, v in enumerate(given):
+            if not isinstance(v, dict) or "name" not in v:
+                raise ValueError(f"variants[{i}]: each variant needs its 'name'")
+            out.append(_merged(fresh, v, f"variants[{i}]"))
+        return out
+    if not isinstance(given, dict):
+        raise ValueError(f"variants must be a list of variants or an object keyed by variant name, got {given!r}")
+    by_name = {v.name: v for v in defaults}
+    for name, changes in given.items():
+        if isinstance(changes, dict) and changes.get("name", name) != name:
+            raise ValueError(f"variants.{name}: its name is the key; drop 'name' or make it {name!r}")
+        start = by_name.get(name, VariantConfig(name, FeatureSpec(), TrainConfig()))
+        by_name[name] = _merged(start, changes, f"variants.{name}")
+    return list(by_name.values())

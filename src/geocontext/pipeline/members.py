@@ -1,0 +1,98 @@
+"""The variants of a run folder: saved with their probabilities, reused when their inputs have not
+changed, and brought in from other run folders as ensemble members.
+
+OUT/variants/<name>/: model.pt + variant.json, holdout_probs.npy, test_probs.npy, report.json."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..console import say
+from ..decoding.decoders import ThresholdDecoder
+from ..decoding.metrics import scores
+from ..errors import DataError
+from ..training.variant import Variant
+from .prepare import Prepared
+
+
+class Members:
+    """Hold-out and test probabilities and a report per variant, as the decoding step needs them."""
+
+    def __init__(self):
+        self.holdout_probs: dict[str, np.ndarray] = {}
+        self.test_probs: dict[str, np.ndarray] = {}
+        self.reports: dict[str, dict] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.holdout_probs
+
+    def add(self, name: str, holdout: np.ndarray, test: np.ndarray, report: dict) -> None:
+        self.holdout_probs[name], self.test_probs[name], self.reports[name] = holdout, test, report
+
+
+def save_member(out: Path, variant: Variant, holdout: np.ndarray, test: np.ndarray, report: dict,
+                members: Members) -> None:
+    """Write a variant with its probabilities into the run, and record them for the decoding step."""
+    folder = variant.save(out / "variants" / variant.name)
+    np.save(folder / "holdout_probs.npy", holdout)
+    np.save(folder / "test_probs.npy", test)
+    (folder / "report.json").write_text(json.dumps(report, indent=2))
+    members.add(variant.name, holdout, test, report)
+
+
+def reuse(folder: Path, vc, prep: Prepared, members: Members) -> bool:
+    """A variant already trained in this folder on the same inputs with the same settings is kept."""
+    try:
+        saved = json.loads((folder / "variant.json").read_text())
+        settings = json.loads(json.dumps({"train": vc.train.to_dict(), "features": vc.features.to_dict()}))
+        same = (saved.get("fingerprint") == prep.reuse_key and saved.get("train") == settings["train"]
+                and saved.get("features") == settings["features"])
+        if not same:
+            return False
+        members.add(vc.name, np.load(folder / "holdout_probs.npy"), np.load(folder / "test_probs.npy"),
+                    json.loads((folder / "report.json").read_text()))
+    except (OSError, ValueError):
+        return False
+    say(f"reusing {vc.name}: already trained in {folder} on the same inputs")
+    return True
+
+
+def member_probs(prep: Prepared, variant: Variant) -> tuple[np.ndarray, np.ndarray]:
+    """A finished variant's probabilities on this run's hold-out and test photos."""
+    held = prep.holdout
+    holdout = variant.predict_proba(prep.train.features, prep.train.rows[held], prep.train.location[held],
+                                    prep.train.irish[held])
+    test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location, prep.test.irish)
+    return holdout, test
+
+
+def run_json(run_dir) -> Path:
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        raise DataError(f"{run_dir}: no run.json; is this the OUT folder of a finished `geocontext run`?")
+    return path
+
+
+def add_members(prep: Prepared, runs, out: Path, members: Members) -> None:
+    """Bring the variants of other run folders (e.g. imported published heads) into this run as ensemble
+    members: copied into OUT/variants/ so the run stays self-contained, scored on this run's hold-out.
+    Every variant of each run is brought, not only its final choice's members."""
+    for run_dir in runs:
+        run_json(run_dir)  # a finished run, not any folder
+        for folder in sorted(p for p in (Path(run_dir) / "variants").iterdir() if (p / "variant.json").exists()):
+            variant = Variant.load(folder)
+            name = variant.name
+            if tuple(variant.columns) != tuple(prep.labels.columns):
+                raise DataError(f"{run_dir}: variant {name!r} predicts other tag columns than train.csv")
+            variant.name = name if name not in members else f"{Path(run_dir).name}-{name}"
+            same_split = variant.info.get("holdout_split") == prep.split_key
+            if not same_split:
+                say(f"warning: {variant.name} was not trained with this run's hold-out split; it may have seen"
+                    " hold-out photos, so its hold-out scores (and ensemble weight) can be optimistic")
+            holdout, test = member_probs(prep, variant)
+            at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
+            save_member(out, variant, holdout, test,
+                        {"holdout_at_0.5": at_half, "from": str(run_dir), "same_holdout_split": same_split}, members)
+            say(f"  {variant.name} (from {run_dir}): hold-out exact match {at_half['exact_match']:.4f} at 0.5")

@@ -1,0 +1,94 @@
+"""What a run reads and decides before training: each split's inputs (features, metadata, locations),
+the seeded hold-out split, the rows to fit on, and the key that says when a saved variant still fits."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..console import say
+from ..data import grid
+from ..data.readers import Labels, read_metadata, read_test_ids, read_train_labels
+from ..data.split import holdout_mask
+from ..embedding.features import FeatureSet, align, load_features
+from ..errors import DataError
+from ..hashing import content_digest
+
+
+@dataclass
+class Inputs:
+    """One split's photos: their ids, where their features sit, and their normalised locations."""
+
+    ids: np.ndarray
+    features: FeatureSet
+    rows: np.ndarray
+    location: np.ndarray  # (N, 2) normalised lat/lon, NaN where unknown
+    irish: np.ndarray  # (N,) bool: square on the Irish Grid (some feature specs leave these unknown)
+    summary: dict
+
+
+def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str) -> Inputs:
+    features = load_features(features_dir, split)
+    rows = align(features, ids, source)
+    meta = read_metadata(data_dir, ids)
+    where = grid.locate(meta.grid_reference)
+    missing = features.missing_images[rows]
+    summary = {"rows": len(ids), "missing_images": int(missing.sum()), "locations": where.summary(),
+               "metadata": {"malformed_lines": len(meta.malformed_lines),
+                            "malformed_examples": list(meta.malformed_lines[:10]),
+                            "bad_ids": meta.bad_ids, "not_found": meta.not_found}}
+    return Inputs(ids, features, rows, grid.normalise(where.latlon), where.irish, summary)
+
+
+@dataclass
+class Prepared:
+    """Everything a run decides before training: inputs, the hold-out split, the rows to fit on."""
+
+    data_dir: Path
+    features_dir: Path
+    labels: Labels
+    test_ids: np.ndarray
+    train: Inputs
+    test: Inputs
+    holdout: np.ndarray  # bool over labels.ids
+    fit_rows: np.ndarray  # bool: not hold-out, not too many tags
+    reuse_key: str  # of labels, split and features: a saved variant is reused only when it matches
+
+    @property
+    def split_key(self) -> str:
+        """Names the hold-out split; a variant trained with another split may have seen hold-out photos."""
+        return content_digest(np.sort(self.labels.ids[self.holdout]))
+
+    @property
+    def y_holdout(self) -> np.ndarray:
+        return self.labels.y[self.holdout]
+
+
+def _say_summary(name: str, s: dict) -> None:
+    say(f"{name}: {s['rows']} photos, {s['missing_images']} missing images, "
+        f"{s['locations']['rows'] - s['locations']['known']} unknown locations "
+        f"({s['locations']['empty']} empty, {s['locations']['malformed']} malformed grid references), "
+        f"{s['metadata']['malformed_lines']} malformed metadata lines")
+
+
+def prepare(data_dir, features_dir, out: Path, holdout_fraction: float = 0.2, seed: int = 0,
+            max_tags: int = 5) -> Prepared:
+    """Read and check the inputs, locate the photos, and fix (and save) the hold-out split."""
+    labels = read_train_labels(data_dir)
+    test_ids = read_test_ids(data_dir)
+    train = load_inputs(data_dir, features_dir, "train", labels.ids, "train.csv")
+    test = load_inputs(data_dir, features_dir, "test", test_ids, "test.csv")
+    if train.features.image.shape[1] != test.features.image.shape[1]:
+        raise DataError(f"{features_dir}: train features have dim {train.features.image.shape[1]}, test features"
+                        f" {test.features.image.shape[1]}; both splits must come from one encoder")
+    for name, part in (("train", train), ("test", test)):
+        _say_summary(name, part.summary)
+    holdout = holdout_mask(labels.ids, holdout_fraction, seed)
+    fit_rows = ~holdout & (labels.y.sum(axis=1) <= max_tags)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "split.npz", holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction)
+    key = content_digest(labels.ids, labels.y, holdout, fit_rows, test_ids,
+                         np.array([len(train.features), len(test.features), train.features.image.shape[1]]))
+    key += str(train.features.meta.get("encoder")) + str(test.features.meta.get("encoder"))
+    return Prepared(Path(data_dir), Path(features_dir), labels, test_ids, train, test, holdout, fit_rows, key)

@@ -1,0 +1,1 @@
+"""Generated competitions and type-tag data for the demo, tests and benchmarks (never real results)."""

@@ -1,0 +1,1 @@
+"""Features -> trained heads: fused and standardised inputs, heads, the epoch loop, a saved variant."""

@@ -1,0 +1,203 @@
+"""A variant's model input: the FEATURES modalities fused into one float32 row per photo (FeatureSpec),
+chunk by chunk, and standardised with the training rows' column statistics (Standardizer)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ..embedding.features import FeatureSet, release
+
+MODALITIES = ("image", "title", "location")
+SHORT = {"image": "img", "title": "txt", "location": "loc"}
+_CHUNK = 65_536  # rows fused at a time: bounds the temporaries to a few hundred MB
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How the modalities become one input row, in the order image, title, location.
+
+    unknown="flag" adds a 0/1 column after the image block (photo missing) and after the location
+    block (square unknown), so the head can tell "unknown" from a real value. unknown="zero" is the
+    published convention: zeros and nothing else. irish_grid=False treats photos on the Irish Grid as
+    unknown, as the published pipeline did (it resolved British National Grid references only).
+    """
+
+    modalities: tuple[str, ...] = MODALITIES
+    l2_normalize: bool = True
+    unknown: str = "flag"
+    irish_grid: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        if not self.modalities or any(m not in MODALITIES for m in self.modalities):
+            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
+        if tuple(m for m in MODALITIES if m in self.modalities) != self.modalities:
+            raise ValueError(f"modalities must keep the order {MODALITIES}, got {self.modalities}")
+        if self.unknown not in ("flag", "zero"):
+            raise ValueError(f"unknown must be 'flag' or 'zero', got {self.unknown!r}")
+
+    @property
+    def name(self) -> str:
+        return "-".join(SHORT[m] for m in self.modalities)
+
+    def dim(self, embed_dim: int) -> int:
+        flag = self.unknown == "flag"
+        sizes = {"image": embed_dim + flag, "title": embed_dim, "location": 2 + flag}
+        return sum(sizes[m] for m in self.modalities)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureSpec":
+        return cls(**d)
+
+
+def _take(array: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out[:] = array[rows] as float32, reading a memory map in ascending row order (sequential disk
+    access); rows in one contiguous ascending run (a whole split, in file order) are a plain slice."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
+        out[:] = array[rows[0]:rows[-1] + 1]
+        return out
+    order = np.argsort(rows, kind="stable")
+    out[order] = array[rows[order]]
+    return out
+
+
+def _l2_(block: np.ndarray) -> None:
+    """Scale the rows of `block` to unit norm, in place (all-zero rows stay zero)."""
+    norm = np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]  # no N x D temporary, unlike linalg.norm
+    np.divide(block, np.maximum(norm, 1e-12), out=block)
+
+
+def _fill(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
+          out: np.ndarray) -> np.ndarray:
+    """Write the model input of `features` rows `rows` into `out`, block by block (no concatenation)."""
+    flag, dim, col = spec.unknown == "flag", features.image.shape[1], 0
+    if "image" in spec.modalities:
+        img = _take(features.image, rows, out[:, col:col + dim])
+        missing = np.isnan(img).any(axis=1)
+        img[missing] = 0.0
+        if spec.l2_normalize:
+            _l2_(img)
+        col += dim
+        if flag:
+            out[:, col] = missing
+            col += 1
+    if "title" in spec.modalities:
+        txt = _take(features.title, rows, out[:, col:col + dim])
+        if spec.l2_normalize:
+            _l2_(txt)
+        col += dim
+    if "location" in spec.modalities:
+        unknown = np.isnan(location).any(axis=1)
+        out[:, col:col + 2] = np.where(unknown[:, None], 0.0, location)
+        col += 2
+        if flag:
+            out[:, col] = unknown
+    return out
+
+
+def _location_for(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | None) -> np.ndarray:
+    if "location" in spec.modalities and not spec.irish_grid:
+        if irish is None:
+            raise ValueError("this feature spec treats Irish Grid squares as unknown: pass `irish`")
+        return np.where(np.asarray(irish, dtype=bool)[:, None], np.nan, location)
+    return location
+
+
+def fuse_chunks(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
+                irish: np.ndarray | None = None, chunk: int = _CHUNK, out: np.ndarray | None = None):
+    """Yield (start, float32 block) of the model input for `features` rows `rows` (in their order).
+
+    `location` is (len(rows), 2) normalised lat/lon with NaN where the square is unknown; `irish` (bool,
+    len(rows)) marks squares on the Irish Grid, needed when the spec leaves those unknown. With `out`,
+    the blocks are written straight into it (its rows start..start+len(block))."""
+    location = _location_for(spec, location, irish)
+    dim = spec.dim(features.image.shape[1])
+    for start in range(0, len(rows), chunk):
+        sel = rows[start:start + chunk]
+        target = out[start:start + len(sel)] if out is not None else np.empty((len(sel), dim), np.float32)
+        block = _fill(spec, features, sel, location[start:start + chunk], target)
+        release(features)  # a chunk's mapped pages are not needed again
+        yield start, block
+
+
+def fuse(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
+         irish: np.ndarray | None = None) -> np.ndarray:
+    """The whole float32 model input for `features` rows `rows` as one array (see `fuse_chunks`)."""
+    out = np.empty((len(rows), spec.dim(features.image.shape[1])), dtype=np.float32)
+    for _ in fuse_chunks(spec, features, rows, location, irish, out=out):
+        pass
+    return out
+
+
+class Standardizer:
+    """Per-column mean and standard deviation of training rows; applied in place, chunk by chunk."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+
+    @classmethod
+    def identity(cls, dim: int) -> "Standardizer":
+        return cls(np.zeros(dim), np.ones(dim))
+
+    @classmethod
+    def fit(cls, x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 65_536) -> "Standardizer":
+        rows = np.arange(len(x)) if rows is None else rows
+        return cls.fit_blocks(x[rows[start:start + chunk]] for start in range(0, len(rows), chunk))
+
+    @classmethod
+    def fit_blocks(cls, blocks) -> "Standardizer":
+        """From the training rows given block by block (the whole matrix never needs to exist)."""
+        n, total, total_sq = 0, 0.0, 0.0
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float64)
+            n += len(block)
+            total = total + block.sum(axis=0)
+            total_sq = total_sq + np.square(block).sum(axis=0)
+        if n == 0:
+            raise ValueError("cannot standardise: no training rows")
+        mean = total / n
+        std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
+        return cls(mean, np.where(std > 1e-6, std, 1.0))  # constant columns (e.g. an all-zero flag) pass through
+
+    def transform_(self, x: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+        """Standardise `x` in place."""
+        return self.transform(x, out=x, chunk=chunk)
+
+    def transform(self, x: np.ndarray, out: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+        """Standardised `x` written into `out` (which may be `x`), chunk by chunk to bound temporaries."""
+        for start in range(0, len(x), chunk):
+            part = out[start:start + chunk]
+            np.subtract(x[start:start + chunk], self.mean, out=part)
+            part /= self.std
+        return out
+
+    def state(self) -> dict:
+        return {"mean": torch.from_numpy(self.mean.copy()), "std": torch.from_numpy(self.std.copy())}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Standardizer":
+        return cls(state["mean"].numpy(), state["std"].numpy())
+
+
+def standardised_tensors(chunks, scaler: Standardizer, selections: list[tuple[np.ndarray, torch.dtype]],
+                         dim: int) -> list[torch.Tensor]:
+    """One tensor per (row mask, dtype) in `selections`: those rows of the fused `chunks`, standardised,
+    filled chunk by chunk in one pass.
+
+    No full float32 copy of the input ever exists: at the real scale that keeps a run under 8 GB."""
+    outs = [torch.empty((int(mask.sum()), dim), dtype=dtype) for mask, dtype in selections]
+    filled = [0] * len(selections)
+    for start, block in chunks:
+        block = torch.from_numpy(scaler.transform_(block))
+        for i, (mask, dtype) in enumerate(selections):
+            part = torch.from_numpy(mask[start:start + len(block)])
+            n = int(part.sum())
+            outs[i][filled[i]:filled[i] + n] = block[part].to(dtype)
+            filled[i] += n
+    return outs

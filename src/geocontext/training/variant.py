@@ -1,0 +1,89 @@
+"""A trained variant: how its input is fused, the standardiser fitted on training rows, and its head.
+
+Saved as a folder: model.pt (tensors only, loads with weights_only=True) and variant.json."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..embedding.features import FeatureSet, looks_normalised
+from ..errors import DataError
+from .heads import build_head, predict_proba
+from .inputs import FeatureSpec, Standardizer, fuse
+
+
+@dataclass
+class Variant:
+    name: str
+    features: FeatureSpec
+    head_kind: str
+    head: nn.Module
+    scaler: Standardizer
+    columns: tuple[str, ...]
+    hidden: int = 256
+    dropout: float = 0.5
+    # training config, history, scores: carried, not used; except "embeddings": "raw", which makes
+    # predict_proba refuse L2-normalised features (the published heads were trained on raw ones)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def in_dim(self) -> int:
+        return len(self.scaler.mean)
+
+    def check_features(self, features: FeatureSet) -> None:
+        """Refuse features the head was not trained on: a head fitted on raw embeddings gives wrong
+        probabilities on L2-normalised ones (raw CLIP rows have norms far from 1)."""
+        if self.info.get("embeddings") == "raw" and looks_normalised(features):
+            said = "its meta.json says normalized: true" if features.meta.get("normalized") else "its rows have unit norm"
+            raise DataError(f"{features.path}: variant {self.name!r} needs raw (un-normalised) embeddings, as it was"
+                            f" trained on them, but {said}; embed the photos again without L2 normalisation")
+
+    def predict_proba(self, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
+                      irish: np.ndarray | None = None, fused: dict | None = None) -> np.ndarray:
+        """Probabilities for `features` rows `rows`. Pass the same dict as `fused` to every variant of
+        an ensemble: variants with the same feature spec then read and fuse the inputs once."""
+        self.check_features(features)
+        fused = {} if fused is None else fused
+        if self.features not in fused:
+            fused[self.features] = fuse(self.features, features, rows, location, irish)
+        raw = fused[self.features]  # kept as it is; standardised into a scratch array the variants share
+        if raw.shape[1] != self.in_dim:
+            raise DataError(f"{features.path}: variant {self.name!r} expects {self.in_dim} inputs"
+                            f" ({self.features.name}), the features give {raw.shape[1]} (embedding dim {features.image.shape[1]})")
+        scratch = fused.get((self.features, "scratch"))
+        if scratch is None:
+            scratch = fused[(self.features, "scratch")] = np.empty_like(raw)
+        x = self.scaler.transform(raw, out=scratch)
+        return predict_proba(self.head, x)
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({"head": self.head.state_dict(), "scaler": self.scaler.state()}, folder / "model.pt")
+        spec = {"name": self.name, "features": self.features.to_dict(), "head": self.head_kind,
+                "hidden": self.hidden, "dropout": self.dropout, "in_dim": self.in_dim,
+                "columns": list(self.columns), **self.info}
+        (folder / "variant.json").write_text(json.dumps(spec, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Variant":
+        folder = Path(folder)
+        try:
+            spec = json.loads((folder / "variant.json").read_text())
+            state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        except (OSError, json.JSONDecodeError, RuntimeError) as exc:
+            raise DataError(f"{folder}: not a readable variant folder ({exc})") from exc
+        head = build_head(spec["head"], spec["in_dim"], len(spec["columns"]), spec["hidden"], spec["dropout"])
+        head.load_state_dict(state["head"])
+        head.eval()
+        info = {k: v for k, v in spec.items()
+                if k not in ("name", "features", "head", "hidden", "dropout", "in_dim", "columns")}
+        return cls(spec["name"], FeatureSpec.from_dict(spec["features"]), spec["head"], head,
+                   Standardizer.from_state(state["scaler"]), tuple(spec["columns"]), spec["hidden"],
+                   spec["dropout"], info)
