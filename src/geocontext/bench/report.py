@@ -67,59 +67,59 @@ def decoder_table(spread: dict) -> str:
         f"\n\n({seeds} seeds.){extra}"
 
 
-def markdown(r: dict) -> str:
-    m = r["machine"]
-    targets = []
-    parts = ["# Benchmarks", "",
-             f"Produced by `{r['command']}` on {m['date']}: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
-             f"torch {m['torch']} ({m['torch_threads']} threads), Python {m['python']}. The whole benchmark took "
-             f"{r['bench_minutes']:.1f} min. Raw figures: `bench-cache/results.json`.", ""]
-    d = r["data"]
-    parts += ["Data: " + ("the competition's real label file (609,822 photos x 49 tags) and test id list (135,489) from "
-                          "`../shared`" if d["real_labels"] else f"a generated label file ({d['n_train']:,} + {d['n_test']:,} photos; "
-                          "`../shared` was absent)") +
-              f"; embeddings, titles' embeddings and grid references generated from the labels by the model in "
-              f"`src/geocontext/synth.py` (noise {d['noise']}), so the heads have something real to learn. Scores on such "
-              "features say how the decoders compare, not what real CLIP features score.", ""]
-    body = []
-    if "training" in r:
-        text, t = training_section(r["training"])
-        targets += t
-        body += ["## 1. Training: ours against the notebook-style loop", "", text, ""]
-    run = r["run"]
-    rep = run["report"]
+def _header(r: dict) -> list[str]:
+    m, d = r["machine"], r["data"]
+    data = ("the competition's real label file (609,822 photos x 49 tags) and test id list (135,489) from `../shared`"
+            if d["real_labels"] else
+            f"a generated label file ({d['n_train']:,} + {d['n_test']:,} photos; `../shared` was absent)")
+    return ["# Benchmarks", "",
+            f"Produced by `{r['command']}` on {m['date']}: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+            f"torch {m['torch']} ({m['torch_threads']} threads), Python {m['python']}. The whole benchmark took "
+            f"{r['bench_minutes']:.1f} min. Raw figures: `bench-cache/results.json`.", "",
+            f"Data: {data}; embeddings, titles' embeddings and grid references generated from the labels by the model in "
+            f"`src/geocontext/synthetic/world.py` (noise {d['noise']}), so the heads have something real to learn. Scores "
+            "on such features say how the decoders compare, not what real CLIP features score.", ""]
+
+
+def _run_section(r: dict, targets: list) -> list[str]:
+    run, rep = r["run"], r["run"]["report"]
     targets.append(("`run` end to end, default settings", "< 20 min", f"{run['wall_s'] / 60:.1f} min", run["wall_s"] < 1200))
     targets.append(("`run` peak memory", "< 8 GB", f"{run['peak_rss_gb']:.2f} GB", run["peak_rss_gb"] < 8))
-    body += ["## 2. `geocontext run` end to end (default settings)", "",
-             f"{rep['rows']['train_used']:,} training rows, {rep['rows']['holdout']:,} hold-out, {rep['rows']['test']:,} test. "
-             f"Wall time {run['wall_s'] / 60:.1f} min, peak resident memory {run['peak_rss_gb']:.2f} GB. "
-             f"Final choice: {rep['final']['name']}, hold-out exact match {rep['final']['exact_match']:.4f} (cross-fitted).", "",
-             _table(["step", "seconds"], [[k, v] for k, v in rep["timings_s"].items()]), ""]
-    tu = r["tuning"]
+    return ["## 2. `geocontext run` end to end (default settings)", "",
+            f"{rep['rows']['train_used']:,} training rows, {rep['rows']['holdout']:,} hold-out, {rep['rows']['test']:,} test. "
+            f"Wall time {run['wall_s'] / 60:.1f} min, peak resident memory {run['peak_rss_gb']:.2f} GB. "
+            f"Final choice: {rep['final']['name']}, hold-out exact match {rep['final']['exact_match']:.4f} (cross-fitted).", "",
+            _table(["step", "seconds"], [[k, v] for k, v in rep["timings_s"].items()]), ""]
+
+
+def _tuning_and_predict_sections(r: dict, targets: list) -> list[str]:
+    tu, pr, rep = r["tuning"], r["predict"], r["run"]["report"]
     targets.append((f"threshold tuning: {tu['trials']} per-tag Optuna trials on the hold-out", "< 60 s",
                     f"{tu['seconds']:.1f} s", tu["seconds"] < 60))
-    body += ["## 3. Threshold tuning", "", f"{tu['trials']} Optuna trials of 49 per-tag thresholds on {tu['rows']:,} hold-out "
-             f"rows, {tu['storage']}, fresh study: {tu['seconds']:.1f} s ({tu['note']}).", ""]
-    pr = r["predict"]
     targets.append(("predict and package the test submission from trained heads", "< 10 s",
                     f"{pr['wall_s_median']:.1f} s", pr["wall_s_median"] < 10))
-    body += ["## 4. Predicting and packaging the submission", "",
-             f"`geocontext predict` from the run's trained heads to a validated `csv.zip` of {rep['rows']['test']:,} rows: "
-             f"median {pr['wall_s_median']:.1f} s of {len(pr['wall_s_all'])} ({', '.join(f'{x:.1f}' for x in pr['wall_s_all'])}), "
-             f"peak {pr['peak_rss_gb']:.2f} GB; {pr['note']}.", ""]
-    emb = r.get("embedding")
-    if emb:
-        default = emb["speedup_vs_naive"][emb["default_path"]]
-        targets.append(("embedding on this CPU, x the one-photo-at-a-time loop", ">= 3x", f"{default:.1f}x", default >= 3))
-        body += ["## 5. Embedding", "", emb["markdown"], "",
-                 "GPU: no GPU was lent to the session that produced this file; run `python -m geocontext.bench.embedding "
-                 "--device cuda --photos 2048` on one for the fp16 figure.", ""]
-    spread_real = r["decoders_real"]
-    body += ["## 6. Decoders: honest hold-out exact match", "",
-             "Every figure is cross-fitted: settings tuned on one half of the hold-out, scored on the other. "
-             "On the real label file, the spread is over cross-fitting seeds (the same trained variants, "
-             "other fold assignments); on the generated data set, over whole runs (hold-out split, initialisation and folds).", "",
-             "### Features built for the real label file", "", decoder_table(spread_real), ""]
+    return ["## 3. Threshold tuning", "", f"{tu['trials']} Optuna trials of 49 per-tag thresholds on {tu['rows']:,} hold-out "
+            f"rows, {tu['storage']}, fresh study: {tu['seconds']:.1f} s ({tu['note']}).", "",
+            "## 4. Predicting and packaging the submission", "",
+            f"`geocontext predict` from the run's trained heads to a validated `csv.zip` of {rep['rows']['test']:,} rows: "
+            f"median {pr['wall_s_median']:.1f} s of {len(pr['wall_s_all'])} ({', '.join(f'{x:.1f}' for x in pr['wall_s_all'])}), "
+            f"peak {pr['peak_rss_gb']:.2f} GB; {pr['note']}.", ""]
+
+
+def _embedding_section(emb: dict, targets: list) -> list[str]:
+    default = emb["speedup_vs_naive"][emb["default_path"]]
+    targets.append(("embedding on this CPU, x the one-photo-at-a-time loop", ">= 3x", f"{default:.1f}x", default >= 3))
+    return ["## 5. Embedding", "", emb["markdown"], "",
+            "GPU: no GPU was lent to the session that produced this file; run `python -m geocontext.bench.embedding "
+            "--device cuda --photos 2048` on one for the fp16 figure.", ""]
+
+
+def _decoder_sections(r: dict, targets: list) -> list[str]:
+    body = ["## 6. Decoders: honest hold-out exact match", "",
+            "Every figure is cross-fitted: settings tuned on one half of the hold-out, scored on the other. "
+            "On the real label file, the spread is over cross-fitting seeds (the same trained variants, "
+            "other fold assignments); on the generated data set, over whole runs (hold-out split, initialisation and folds).", "",
+            "### Features built for the real label file", "", decoder_table(r["decoders_real"]), ""]
     if "decoders_generated" in r:
         g = r["decoders_generated"]
         body += [f"### Generated data set ({g['rows'][0]:,} train + {g['rows'][1]:,} test photos)", "", decoder_table(g["spread"]), ""]
@@ -131,6 +131,20 @@ def markdown(r: dict) -> str:
             noise = max(final["std"], best_base["std"])
             targets.append(("default beats the 0.5 threshold (generated data, over seeds)", "clear margin",
                             f"+{margin:.4f} (std {noise:.4f})", margin > 3 * noise and margin > 0.01))
+    return body
+
+
+def markdown(r: dict) -> str:
+    """BENCHMARKS.md from the suite's results: a targets table first, then one section per benchmark."""
+    targets, body = [], []
+    if "training" in r:
+        text, t = training_section(r["training"])
+        targets += t
+        body += ["## 1. Training: ours against the notebook-style loop", "", text, ""]
+    body += _run_section(r, targets) + _tuning_and_predict_sections(r, targets)
+    if r.get("embedding"):
+        body += _embedding_section(r["embedding"], targets)
+    body += _decoder_sections(r, targets)
     summary = ["## Targets", "", _table(["figure", "target", "measured", "met"],
                                          [[a, b, c, _ok(d)] for a, b, c, d in targets]), ""]
-    return "\n".join(parts + summary + body)
+    return "\n".join(_header(r) + summary + body)
