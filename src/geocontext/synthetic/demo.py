@@ -116,7 +116,7 @@ def main(work: str | Path, n_train: int = 800, n_test: int = 200, seed: int = 0)
     print(f"submission: {work / 'run' / 'submission.csv.zip'}")
 
     from .types_demo import (
-        main as types_demo,  # the Geograph type-tag task (issue 6), on its own data
+        main as types_demo,  # the Geograph type-tag task, on its own data
     )
 
     types_demo(work / "types", seed=seed)
