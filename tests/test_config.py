@@ -36,3 +36,40 @@ def test_bad_config_names_the_file_and_the_fault(tmp_path, text, says):
         RunConfig.from_file(path)
     message = str(err.value)
     assert message.startswith(f"{path}: ") and says in message.removeprefix(f"{path}: ")
+
+
+def test_one_field_of_one_default_variant_changes_alone(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"variants": {"mlp-img-txt-loc": {"train": {"lr": 0.001}}}}))
+    config = RunConfig.from_file(path)
+    defaults = default_variants()
+    assert [v.name for v in config.variants] == [v.name for v in defaults]
+    changed = config.variants[1]
+    assert changed.train.lr == 0.001
+    assert changed.train.head == defaults[1].train.head and changed.train.dropout == defaults[1].train.dropout
+    assert changed.features == defaults[1].features
+    assert config.variants[0] == defaults[0] and config.variants[2] == defaults[2]
+
+
+def test_a_new_name_in_the_variants_object_adds_a_variant(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"variants": {"mlp-img": {"features": {"modalities": ["image"]},
+                                                         "train": {"head": "mlp"}}}}))
+    config = RunConfig.from_file(path)
+    assert [v.name for v in config.variants][-1] == "mlp-img" and len(config.variants) == 4
+    assert config.variants[-1].features.modalities == ("image",)
+
+
+@pytest.mark.parametrize("text, field, accepted", [
+    ('{"variants": {"mlp-img-txt-loc": {"train": {"learning_rate": 0.1}}}}', "learning_rate", "lr"),
+    ('{"variants": {"mlp-img-txt-loc": {"feature": {}}}}', "feature", "features"),
+    ('{"decode": {"fold": 3}}', "fold", "folds"),
+    ('{"holdout": 0.1}', "holdout", "holdout_fraction"),
+])
+def test_an_unknown_field_is_named_with_the_accepted_ones(tmp_path, text, field, accepted):
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    with pytest.raises(ValueError) as err:
+        RunConfig.from_file(path)
+    message = str(err.value)
+    assert f"unknown field {field!r}" in message and "accepted:" in message and accepted in message.split("accepted:")[1]
