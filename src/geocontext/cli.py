@@ -41,6 +41,17 @@ def _leaderboard(args) -> int:
     rows = collect(args.runs)
     rows = [r for r in rows if r["final"]] if args.final else rows
     print(json.dumps(rows[: args.top], indent=2) if args.json else format_table(rows[: args.top]))
+    if args.html:
+        from .pipeline.compare import write_comparison
+
+        print(f"comparison: {write_comparison(args.runs, args.html, rows[: args.top])}")
+    return 0
+
+
+def _report(args) -> int:
+    from .pipeline.html_report import write_html_report
+
+    write_html_report(args.run, args.data, args.photos)
     return 0
 
 
@@ -170,7 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=30, help="rows to show (default: 30)")
     p.add_argument("--final", action="store_true", help="only each run's final choice")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write FILE, an HTML page comparing the runs side"
+                   " by side (scores, per-tag F1, links to each run's report.html)")
     p.set_defaults(func=_leaderboard)
+
+    p = sub.add_parser("report", help="rebuild OUT/report.html (where a finished run fails, with photos); no retraining",
+                       description="Rebuild a finished run's report.html from what `run` saved (report.json,"
+                       " holdout.npz, the members' hold-out probabilities): scores, per-tag precision/recall/F1,"
+                       " tag confusion, calibration, set sizes and, when DATA holds the photos, a gallery per tag.")
+    p.add_argument("--run", required=True, type=Path, help="OUT folder of a finished `run`")
+    p.add_argument("--data", type=Path, help="DATA folder with train_images/ and metadata.csv (default: the run's own)")
+    p.add_argument("--photos", type=int, default=8, help="photos per tag for each of right, missed, wrongly added"
+                   " (default: 8)")
+    p.set_defaults(func=_report)
 
     _add_kaggle_verbs(sub)
 

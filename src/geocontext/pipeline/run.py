@@ -4,6 +4,8 @@ OUT/ after a run:
   run.json                  configuration, tag columns, the final choice (members, weights, decoder)
   report.json               hold-out scores per variant and for the final choice, counts, timings
   report.md, per_tag_f1.png the final choice's per-tag figures and decoder
+  report.html, holdout.npz  where it fails, with photos (pipeline.html_report; `geocontext report` rebuilds it)
+  thumbs/                   the report's cached photo thumbnails
   split.npz                 hold-out ids (the same for every variant of the run)
   optuna.db                 the final decoder's Optuna studies
   variants/<name>/          model.pt + variant.json, holdout_probs.npy, test_probs.npy (pipeline.members)
@@ -35,6 +37,8 @@ from ..training.inputs import (
 from ..training.loop import fit, storage_dtype
 from ..training.variant import Variant
 from .config import RunConfig
+from .diagnostics import save_holdout
+from .html_report import write_html_report
 from .members import Members, add_members, reuse, save_member
 from .prepare import Prepared, prepare
 from .report import write_report
@@ -125,6 +129,8 @@ def finish(prep: Prepared, out: Path, members: Members, config: RunConfig, timin
     (out / "report.json").write_text(json.dumps(report, indent=2))
     write_report(out, report, choice, prep.y_holdout, predicted, list(prep.labels.columns),
                  read_tag_names(prep.data_dir))
+    save_holdout(out, prep.labels.ids[prep.holdout], prep.y_holdout, predicted, choice.name)
+    write_html_report(out, prep.data_dir)
     say(f"final: {choice.name}, hold-out exact match {candidates[choice.name]['exact_match']:.4f} (cross-fitted)")
     say(f"submission: {submission}")
     return report

@@ -114,6 +114,7 @@ def main(work: str | Path, n_train: int = 800, n_test: int = 200, seed: int = 0)
     print(f"local leaderboard: exact match {score['exact_match']:.4f} (public {score.get('public', float('nan')):.4f},"
           f" private {score.get('private', float('nan')):.4f}), macro F1 {score['macro_f1']:.4f}")
     print(f"submission: {work / 'run' / 'submission.csv.zip'}")
+    print(f"report (open in a browser): {work / 'run' / 'report.html'}")
 
     from .types_demo import (
         main as types_demo,  # the Geograph type-tag task, on its own data

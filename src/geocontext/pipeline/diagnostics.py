@@ -1,0 +1,122 @@
+"""Where a run goes wrong on its hold-out, in numbers: per-tag precision, recall and F1, which tags are
+predicted instead of which, how well the probabilities are calibrated, and tag-set sizes.
+
+`run` saves OUT/holdout.npz (hold-out ids, labels and the final choice's cross-fitted tags: each row
+decoded by settings tuned on the other half); the final probabilities are recomputed from the members'
+saved hold-out probabilities and run.json's weights, so `geocontext report` needs no retraining."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..decoding.metrics import per_tag_f1
+from ..decoding.select import Choice
+from ..errors import DataError
+from .members import run_json
+
+HOLDOUT = "holdout.npz"
+
+
+def save_holdout(out: Path, ids: np.ndarray, y: np.ndarray, predicted: np.ndarray, choice_name: str) -> Path:
+    """What the report needs beyond report.json: which photos, their labels, the tags the final choice gave."""
+    path = Path(out) / HOLDOUT
+    np.savez_compressed(path, ids=np.asarray(ids, dtype=np.int64), y=np.asarray(y, dtype=np.uint8),
+                        predicted=np.asarray(predicted, dtype=np.uint8), choice=np.array(choice_name))
+    return path
+
+
+@dataclass
+class Holdout:
+    """A finished run's hold-out: labels, cross-fitted tags and final probabilities, row for row."""
+
+    ids: np.ndarray
+    y: np.ndarray  # uint8 (N, T)
+    predicted: np.ndarray  # uint8 (N, T), cross-fitted
+    probs: np.ndarray  # float32 (N, T), the final choice's combination of its members
+    columns: list[str]
+    choice: Choice
+    info: dict  # run.json
+
+
+def load_tags(run_dir) -> dict[str, np.ndarray]:
+    """OUT/holdout.npz: ids, y, predicted (cross-fitted) and the name of the choice that made them."""
+    path = Path(run_dir) / HOLDOUT
+    if not path.exists():
+        raise DataError(f"{run_dir}: no {HOLDOUT} (written by `run` since the HTML report came in, and only when the"
+                        " run had a hold-out); run `geocontext run` again with the same --out: finished variants are"
+                        " reused, only the decoding is redone")
+    with np.load(path) as saved:
+        return {k: saved[k] for k in ("ids", "y", "predicted", "choice")}
+
+
+def load_holdout(run_dir) -> Holdout:
+    run_dir = Path(run_dir)
+    info = json.loads(run_json(run_dir).read_text())
+    saved = load_tags(run_dir)
+    path = run_dir / HOLDOUT
+    choice = Choice.from_dict(info["final"], len(info["columns"]))
+    if str(saved["choice"]) != choice.name:
+        raise DataError(f"{path}: made for {saved['choice']}, but run.json's final choice is {choice.name}")
+    probs = []
+    for m in choice.members:
+        member = run_dir / "variants" / m / "holdout_probs.npy"
+        if not member.exists():
+            raise DataError(f"{member}: missing; the final choice needs member {m!r}'s hold-out probabilities")
+        probs.append(np.load(member))
+    combined = choice.combine(probs).astype(np.float32)
+    y, predicted = saved["y"], saved["predicted"]
+    if not combined.shape == y.shape == predicted.shape:
+        raise DataError(f"{run_dir}: hold-out probabilities {combined.shape} do not match {path}'s labels {y.shape}")
+    return Holdout(saved["ids"], y, predicted, combined, list(info["columns"]), choice, info)
+
+
+def per_tag(y: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
+    """Per column: precision (NaN where never predicted), recall (NaN where never true), F1 (NaN where
+    neither: nothing to score), counts."""
+    y, p = np.asarray(y, dtype=bool), np.asarray(predicted, dtype=bool)
+    tp = (y & p).sum(axis=0)
+    support, called = y.sum(axis=0), p.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(called > 0, tp / called, np.nan)
+        recall = np.where(support > 0, tp / support, np.nan)
+    f1 = np.where(support + called > 0, per_tag_f1(y, p), np.nan)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support,
+            "predicted": called, "true_positive": tp}
+
+
+def confusion(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """C[j, k] = hold-out photos on which tag j was missed while tag k was wrongly added.
+
+    Row j: what is predicted instead of j. Column j: the tags j steals (added where they were the truth)."""
+    y, p = np.asarray(y, dtype=bool), np.asarray(predicted, dtype=bool)
+    # float64 so the product runs in BLAS; counts stay exact far beyond any hold-out size (2**53)
+    missed = (y & ~p).astype(np.float64)
+    added = (~y & p).astype(np.float64)
+    return (missed.T @ added).astype(np.int64)
+
+
+def reliability(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> dict:
+    """Equal-width bins over every (photo, tag) probability: mean probability, share truly tagged, count;
+    and the expected calibration error (count-weighted mean gap)."""
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    t = np.asarray(y, dtype=np.float64).ravel()
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.bincount(which, weights=p, minlength=bins) / count
+        share = np.bincount(which, weights=t, minlength=bins) / count
+    used = count > 0
+    ece = float((np.abs(mean_p - share)[used] * count[used]).sum() / max(count.sum(), 1))
+    return {"edges": np.linspace(0, 1, bins + 1), "mean_prob": mean_p, "share_true": share, "count": count,
+            "ece": ece}
+
+
+def set_sizes(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Crosstab M[a, b] = photos with a true tags and b predicted ones (sizes 0..max)."""
+    true_n = np.asarray(y, dtype=np.int64).sum(axis=1)
+    pred_n = np.asarray(predicted, dtype=np.int64).sum(axis=1)
+    top = int(max(true_n.max(initial=0), pred_n.max(initial=0))) + 1
+    return np.bincount(true_n * top + pred_n, minlength=top * top).reshape(top, top)
