@@ -44,6 +44,7 @@ def _open(browser, path):
 
 def test_report_html_renders_with_its_sections_and_photos(finished, demo_data, browser, tmp_path):
     out, report = finished
+    assert (out / "report.html").exists() and (out / "holdout.npz").exists()  # written by `run` itself
     page = _open(browser, out / "report.html")
     assert console_errors(page) == [] and broken_images(page) == []
     for anchor, title in SECTIONS.items():
@@ -151,9 +152,11 @@ def test_confusion_calibration_and_set_sizes_by_hand():
     # tag 0 missed on rows 0 and 1, with tag 1 added instead once and tag 2 once; tag 0 stole from nothing
     assert c[0].tolist() == [0, 1, 1] and c[:, 0].tolist() == [0, 0, 0] and c.sum() == 2
     assert set_sizes(y, p).tolist() == [[0, 0, 0], [0, 2, 1], [0, 0, 1]]
-    rel = reliability(np.array([[0.05, 0.95], [0.05, 0.95]]), np.array([[0, 1], [0, 1]]), bins=10)
-    assert rel["count"].sum() == 4 and rel["count"][0] == 2 and rel["count"][9] == 2
-    assert rel["ece"] == pytest.approx(0.05)
+    rel = reliability(np.array([[0.05, 0.95], [0.05, 0.95], [0.05, 0.15]]), np.array([[0, 1], [0, 1], [0, 0]]),
+                      bins=10)
+    assert rel["count"].tolist() == [3, 1, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert rel["share_true"][9] == 1 and rel["mean_prob"][1] == pytest.approx(0.15)
+    assert rel["ece"] == pytest.approx((3 * 0.05 + 0.15 + 2 * 0.05) / 6)  # gaps weighted by pairs per bin
 
 
 def test_thumbnails_are_cached_and_bad_photos_give_none(tmp_path):
