@@ -61,16 +61,18 @@ def set_size_plot(crosstab: np.ndarray) -> bytes:
 
 
 def confusion_plot(matrix: np.ndarray, names: list[str]) -> bytes:
-    """Tag j missed (row) while tag k wrongly added (column), on hold-out photos; log colour scale."""
+    """Tag j missed (row) while tag k wrongly added (column), on hold-out photos."""
     plt = _pyplot()
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import LogNorm, Normalize
 
     n = len(names)
     side = max(5.0, 0.19 * n + 3)
     fig, ax = plt.subplots(figsize=(side + 1, side))
     shown = np.ma.masked_where(matrix <= 0, matrix)
-    image = ax.imshow(shown, cmap="magma_r", norm=LogNorm(vmin=1, vmax=max(int(matrix.max()), 2)),
-                      interpolation="nearest")
+    top = max(int(matrix.max()), 2)
+    # a log scale once counts span orders of magnitude (a real hold-out); plain counts on a small one
+    norm = LogNorm(vmin=1, vmax=top) if top > 20 else Normalize(vmin=0, vmax=top)
+    image = ax.imshow(shown, cmap="magma_r", norm=norm, interpolation="nearest")
     ax.set_xticks(np.arange(n), names, rotation=90, fontsize=7)
     ax.set_yticks(np.arange(n), names, fontsize=7)
     ax.set_xlabel("wrongly added instead")
