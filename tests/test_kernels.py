@@ -6,11 +6,13 @@ package removed from sys.path), on demo data laid out as Kaggle mounts it under 
 from __future__ import annotations
 
 import ast
+import gzip
 import json
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -87,13 +89,14 @@ def write_decoy_jsonl(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def types_input(tmp_path_factory):
-    """/kaggle/input for the types kernel: the user's types dataset (an upload with a folder in it) beside
-    JSON lines of another kind, and the dataset itself under a photo folder, which is never searched."""
+    """/kaggle/input for the types kernel: the user's types dataset as published, gzipped (an upload with a
+    folder in it), beside JSON lines of another kind, and the dataset itself under a photo folder, which is
+    never searched."""
     root = tmp_path_factory.mktemp("kaggle-types") / "input"
-    data = write_dataset(root / "geograph-types" / "export" / "types.jsonl", n=400, seed=1)
+    data = write_dataset(root / "geograph-types" / "export" / "types_dataset_1.jsonl.gz", n=400, seed=1)
     write_decoy_jsonl(root / "geograph-types" / "labels.jsonl")
     (root / "geograph-types" / "test_images").mkdir()
-    shutil.copy(data.path, root / "geograph-types" / "test_images" / "types.jsonl")
+    shutil.copy(data.path, root / "geograph-types" / "test_images" / "types.jsonl.gz")
     return root, data
 
 
@@ -287,7 +290,7 @@ def test_rendered_types_kernel_runs_locally_on_a_types_file(rendered, types_inpu
     script = Path(shutil.copy(rendered / "types" / "train_types.py", tmp_path / "train_types.py"))
     env = isolated_env(tmp_path)
     out = tmp_path / "out"
-    other = shutil.copy(data.path, tmp_path / "other.jsonl")
+    other = shutil.copy(data.path, tmp_path / "other.jsonl")  # gzip under a plain name: read as what it is
     result = run_isolated(script, ["--types", str(data.path), "--working", str(out), "--dry-run", "--seed", "3",
                                    "--predict", str(other), "--tuned"], env)
     assert result.returncode == 0, result.stderr
@@ -322,7 +325,7 @@ def test_rendered_types_kernel_says_which_dataset_it_cannot_choose(rendered, typ
     result = run_isolated(script, [], isolated_env(tmp_path, GEOCONTEXT_INPUT=str(root)))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     if layout == "none":
-        assert (f"{root}: no types dataset found (searched 3 levels down for a .jsonl file whose first lines are JSON"
+        assert (f"{root}: no types dataset found (searched 3 levels down for a .jsonl or .jsonl.gz file whose first lines are JSON"
                 " objects with gridimage_id and embeddings); attach it to the kernel, or pass --types PATH (or set"
                 " GEOCONTEXT_TYPES)") in result.stderr
     else:
@@ -419,7 +422,7 @@ def test_a_types_dataset_is_found_by_its_lines(tmp_path, monkeypatch):
     assert resolve(root, inputs=("types",)).types == found
     for wrong in (root / "geograph-types" / "labels.jsonl", root / "geograph-types" / "types.json", root):
         with pytest.raises(runtime.KernelError, match=r"not a types dataset file \(given by --types or GEOCONTEXT_TYPES;"
-                                                      r" expected a \.jsonl file whose first lines"):
+                                                      r" expected a \.jsonl or \.jsonl\.gz file whose first lines"):
             resolve(root, inputs=("types",), types=wrong)
     monkeypatch.delenv("GEOCONTEXT_TYPES")
     monkeypatch.setattr(runtime, "KAGGLE_INPUT", tmp_path / "no-such-mount")
@@ -437,6 +440,28 @@ def test_types_discovery_reads_only_the_first_lines(tmp_path):
     assert not runtime.is_types_dataset(huge)
     (tmp_path / "empty.jsonl").write_text("\n\n")
     assert not runtime.is_types_dataset(tmp_path / "empty.jsonl")
+
+
+def test_a_gzipped_types_dataset_is_found_by_its_content(tmp_path):
+    plain = make_types(tmp_path / "plain.jsonl", first="\n{broken\n")
+    packed = gzip.compress(plain.read_bytes())
+    for name in ("types_dataset_1.jsonl.gz", "renamed.jsonl", "TYPES.JSONL.GZ"):  # gzip recognised by its bytes
+        (tmp_path / name).write_bytes(packed)
+        assert runtime.is_types_dataset(tmp_path / name), name
+    assert runtime.is_types_dataset(Path(shutil.copy(plain, tmp_path / "unpacked.jsonl.gz")))  # plain, named .gz
+    (tmp_path / "other.json.gz").write_bytes(packed)  # not a JSON-lines name: never opened
+    assert not runtime.is_types_dataset(tmp_path / "other.json.gz")
+    (tmp_path / "decoy.jsonl.gz").write_bytes(gzip.compress(write_decoy_jsonl(tmp_path / "d.jsonl").read_bytes()))
+    assert not runtime.is_types_dataset(tmp_path / "decoy.jsonl.gz")
+    (tmp_path / "cut.jsonl.gz").write_bytes(packed[:12])  # broken before its first line
+    assert not runtime.is_types_dataset(tmp_path / "cut.jsonl.gz")
+    with zipfile.ZipFile(tmp_path / "zipped.jsonl", "w") as archive:  # another compression: not read as text
+        archive.write(plain, "types.jsonl")
+    assert not runtime.is_types_dataset(tmp_path / "zipped.jsonl")
+    mount = tmp_path / "input" / "someone" / "geograph-types"  # discovery: the published name, beside a decoy
+    write_decoy_jsonl(mount / "labels.jsonl")
+    found = Path(shutil.copy(tmp_path / "types_dataset_1.jsonl.gz", mount))
+    assert resolve(tmp_path / "input", inputs=("types",)).types == found
 
 
 def test_working_folder_defaults(tmp_path, monkeypatch):

@@ -109,3 +109,41 @@ def test_no_usable_line_is_an_error_naming_the_file(tmp_path):
         read_types(path)
     with pytest.raises(DataError, match="missing.jsonl: file not found"):
         read_types(tmp_path / "missing.jsonl")
+
+
+def test_distances_and_splits_outside_the_published_ones_are_counted_by_line(tmp_path):
+    """Kept (as before) but no longer absorbed silently: each kind counted, the lines named."""
+    path = tmp_path / "odd.jsonl"
+    records = [{"gridimage_id": 1, "embeddings": _vector(np.ones(8)), "distance": "256", "split": "tra"}]
+    usual = [("0", "val"), ("", "tes"), ("Unknown", ""), (None, None), (1048576, "tra"), ("1", " tra ")]
+    odd = [("257", "tra"), (-4, "val"), (64.0, "tes"), ("unknown", "train"), ("8", "test"), ("4", "TRA")]
+    for i, (distance, split) in enumerate(usual + odd):
+        record = {"gridimage_id": 10 + i, "embeddings": _vector(np.ones(8))}
+        if distance is not None:
+            record["distance"] = distance
+        if split is not None:
+            record["split"] = split
+        records.append(record)
+    _write(path, records)
+    rows, report = read_types(path, dim=8)
+    assert len(rows) == 1 + len(usual) + len(odd) and report.n_skipped == 0  # every line still kept
+    distance_lines = [f"line {2 + len(usual) + i}" for i in range(4)]  # "257", -4, 64.0, "unknown"
+    split_lines = [f"line {2 + len(usual) + i}" for i in (3, 4, 5)]  # "train", "test", "TRA"
+    assert dict(report.unusual) == {"distance not in the published table (read as Unknown)": 4,
+                                    "split not tra/val/tes": 3}
+    shown = report.unusual_examples["distance not in the published table (read as Unknown)"]
+    assert [e.split(":")[0] for e in shown] == distance_lines
+    assert [e.split(": ", 1)[1] for e in shown] == ["gridimage_id 16: '257'", "gridimage_id 17: '-4'",
+                                                     "gridimage_id 18: '64.0'", "gridimage_id 19: 'unknown'"]
+    assert [e.split(":")[0] for e in report.unusual_examples["split not tra/val/tes"]] == split_lines
+    assert "'train'" in report.unusual_examples["split not tra/val/tes"][0]
+    summary = report.summary()
+    assert "no line skipped; kept with unusual values: 4 distance not in the published table" in summary
+    assert all(line in summary for line in distance_lines + split_lines)
+    saved = json.loads(json.dumps(report.to_dict()))
+    assert saved["unusual"] == dict(report.unusual) and saved["unusual_examples"] == report.unusual_examples
+
+
+def test_usual_values_are_not_flagged(generated):
+    _, report = read_types(generated.path)  # generated distances and splits are all published ones
+    assert not report.unusual and "unusual" not in report.summary()

@@ -6,8 +6,9 @@ years (/kaggle/input/<slug>, /kaggle/input/competitions/<slug>, ...), so inputs 
 what they hold, not by their names:
   DATA      a folder with train.csv[.zip] and test.csv[.zip] (the competition's layout)
   FEATURES  a folder with train/meta.json and test/meta.json (see geocontext.features)
-  TYPES     a .jsonl file whose first lines are JSON objects with gridimage_id and embeddings (a types
-            dataset, see geocontext.typetags.reader)
+  TYPES     a .jsonl or .jsonl.gz file whose first lines are JSON objects with gridimage_id and embeddings
+            (a types dataset, see geocontext.typetags.reader; gzip is recognised by its first bytes, so a
+            compressed file named .jsonl or a plain one named .jsonl.gz is read as what it is)
 Every path can be given instead, as an argument or an environment variable (GEOCONTEXT_INPUT,
 GEOCONTEXT_WORKING, GEOCONTEXT_DATA, GEOCONTEXT_FEATURES, GEOCONTEXT_TYPES), so the same script runs
 locally against a DATA folder or a types file. Kernel entry scripts (kernels/<name>/) use this
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..competition import COMPETITION
+from ..compressed import STREAM_ERRORS, LineSource
 from ..errors import DataError
 
 KAGGLE_INPUT = Path("/kaggle/input")
@@ -35,6 +37,7 @@ ENV = {"input": "GEOCONTEXT_INPUT", "working": "GEOCONTEXT_WORKING", "data": "GE
 SEARCH_DEPTH = 3  # /kaggle/input/competitions/<slug>/ is two levels down; one more for nested uploads
 _PHOTO_FOLDERS = "_images"  # {split}_images/: hundreds of subfolders of photos, never searched
 TYPES_FIELDS = ("gridimage_id", "embeddings")  # what training and prediction both need; types/split only the former
+TYPES_SUFFIXES = (".jsonl", ".jsonl.gz")  # looked at before the content: other files are not opened
 _SNIFF_LINES = 5  # non-blank lines looked at; the reader skips malformed lines, so one of the first few must do
 _SNIFF_BYTES = 1 << 20  # a line is ~3 kB (512 float32 in base64); never read a huge file to find its end
 
@@ -53,17 +56,18 @@ def is_features(folder: Path) -> bool:
 
 
 def is_types_dataset(path: Path) -> bool:
-    """A .jsonl file one of whose first few non-blank lines is a JSON object with TYPES_FIELDS.
+    """A .jsonl or .jsonl.gz file one of whose first few non-blank lines (decompressed when the file is
+    gzip, whatever its name) is a JSON object with TYPES_FIELDS.
 
     Only those lines are read: what is attached under /kaggle/input may be gigabytes."""
-    if path.suffix.lower() != ".jsonl" or not path.is_file():
+    if not path.name.lower().endswith(TYPES_SUFFIXES) or not path.is_file():
         return False
     try:
-        with open(path, "rb") as handle:
-            lines = (handle.readline(_SNIFF_BYTES) for _ in range(100 * _SNIFF_LINES))  # EOF reads as b"", blank
+        with LineSource(path) as source:
+            lines = (source.readline(_SNIFF_BYTES) for _ in range(100 * _SNIFF_LINES))  # EOF reads as b"", blank
             first = list(itertools.islice((raw for raw in lines if raw.strip()), _SNIFF_LINES))
-    except OSError:
-        return False  # unreadable files are not inputs
+    except (OSError, DataError, *STREAM_ERRORS):
+        return False  # unreadable, otherwise compressed, or broken at the start: not an input
     return any(_has_types_fields(raw) for raw in first)
 
 
@@ -94,8 +98,8 @@ class Input:
 INPUTS = {i.option: i for i in (
     Input("data", "competition DATA", "a folder with train.csv[.zip] and test.csv[.zip]", is_data, prefer=COMPETITION),
     Input("features", "FEATURES", "a folder with train/meta.json and test/meta.json", is_features),
-    Input("types", "types dataset", f"a .jsonl file whose first lines are JSON objects with {' and '.join(TYPES_FIELDS)}",
-          is_types_dataset, file=True),
+    Input("types", "types dataset", "a .jsonl or .jsonl.gz file whose first lines are JSON objects with"
+          f" {' and '.join(TYPES_FIELDS)}", is_types_dataset, file=True),
 )}
 
 

@@ -15,11 +15,14 @@ The model, in full:
   whatever their tags), plus Gaussian noise of sd `noise` (0.8) per value.
 - Split by a hash of the id: 80% "tra", 10% "val", 10% "tes". 5% of rows carry their own weight 0.5.
 - With `malformed=True`, one line of each kind the reader must reject (BAD_LINES) and a blank line
-  are spread through the file.
+  are spread through the file. A path ending in .gz is written gzip-compressed, as the published data is.
+- `write_unknown` writes the published "unknown" file's shape: photos without types or split, with a
+  title and an image path (and a distance for some).
 """
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,8 +134,32 @@ def write_dataset(path: str | Path, n: int = 3000, seed: int = 0, malformed: boo
         lines = out
         blank = tuple(i + 1 for i, text in enumerate(lines) if not text)
         bad_lines = {reason: _find(lines, bad[reason], after=step) for reason in BAD_LINES}
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_lines(path, lines)
     return SyntheticTypes(path, n, bad_lines, blank)
+
+
+def write_unknown(path: str | Path, n: int = 500, seed: int = 0, dim: int = 512) -> SyntheticTypes:
+    """`n` unlabelled photos as the published "unknown" file has them: gridimage_id, title, realname, path,
+    embeddings, a distance on every other photo, and no types or split."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = sample(n, seed, dim)
+    lines = []
+    for i, gid in enumerate(f["ids"].tolist()):
+        image = f"{gid:06d}_{gid * 2654435761 % 2**32:08x}.jpg"  # Geograph's id_hash.jpg naming, hash made up
+        record = {"gridimage_id": gid, "title": f"Photo {gid}", "realname": "A. Contributor",
+                  "path": f"/photos/{gid // 10000:02d}/{gid // 100 % 100:02d}/{image}",
+                  "embeddings": base64.b64encode(f["embeddings"][i].astype("<f4").tobytes()).decode("ascii")}
+        if i % 2:
+            record["distance"] = str(f["distance"][i])
+        lines.append(json.dumps(record))
+    _write_lines(path, lines)
+    return SyntheticTypes(path, n, {}, ())
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
 
 
 def _find(lines: list[str], text: str, after: int) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..decoding.decoders import ThresholdDecoder
+from ..errors import DataError
 from .checkpoint import load_checkpoint, thresholds_of
 from .classifier import type_probabilities as predict_proba
 from .distance import distance_index
@@ -29,7 +30,11 @@ def labeller_records(ids, probs, classes, decoder: ThresholdDecoder) -> pd.DataF
 
 def predict_file(model_path, data_path, out_path, threshold: float | None = LABELLER_THRESHOLD,
                  chunk_rows: int = 65_536) -> dict:
-    """Tag every usable photo of a types dataset, chunk by chunk, into a JSON-lines file.
+    """Tag every usable photo of a types dataset (.jsonl or .jsonl.gz), chunk by chunk, into a JSON-lines file.
+
+    Only gridimage_id, embeddings and distance are read: rows without types or split (the published
+    "unknown" file: title and path instead) are tagged like any other. When the read stops part-way
+    (a truncated .gz), the photos tagged before it stay in OUT.part and the error says so.
 
     threshold=None uses the per-class thresholds tuned when the checkpoint was trained."""
     model, ckpt = load_checkpoint(model_path)
@@ -47,12 +52,19 @@ def predict_file(model_path, data_path, out_path, threshold: float | None = LABE
     photos = lines = low = 0
     tmp = out_path.with_name(out_path.name + ".part")  # a finished file or none: never a half-written one
     with open(tmp, "w", encoding="utf-8") as handle:
-        for rows in iter_rows(data_path, report, chunk_rows=chunk_rows, dim=model.clip_dim):
-            probs = predict_proba(model, rows.embeddings, distance_index(rows.distance, dist_map))
-            records = labeller_records(rows.ids, probs, classes, decoder)
-            if len(records):
-                handle.write(records.to_json(orient="records", lines=True, double_precision=6).rstrip("\n") + "\n")
-            photos, lines, low = photos + len(rows), lines + len(records), low + int(records["low_confidence"].sum())
+        try:
+            for rows in iter_rows(data_path, report, chunk_rows=chunk_rows, dim=model.clip_dim):
+                probs = predict_proba(model, rows.embeddings, distance_index(rows.distance, dist_map))
+                records = labeller_records(rows.ids, probs, classes, decoder)
+                if len(records):
+                    handle.write(records.to_json(orient="records", lines=True, double_precision=6).rstrip("\n") + "\n")
+                photos, lines, low = photos + len(rows), lines + len(records), low + int(records["low_confidence"].sum())
+        except DataError as exc:  # e.g. a truncated .gz: keep what was tagged, under its own name
+            handle.close()
+            if not photos:
+                tmp.unlink()
+                raise
+            raise DataError(f"{exc}; the {photos} photos tagged before it are in {tmp}") from None
     tmp.replace(out_path)
     return {"photos": photos, "lines": lines, "low_confidence": low, "thresholds": decoder.thresholds.tolist(),
             "read": report.to_dict(), "read_summary": report.summary(), "out": str(out_path)}

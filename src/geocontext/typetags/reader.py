@@ -6,7 +6,13 @@ type tags), `split` ("tra", "val", "tes"), optional `weight`, `title`, `path` (o
 
 A line is skipped, counted and named in the report (never turned into a zero vector) when it is not a
 JSON object, has no usable id, repeats an id, has no embedding, an embedding that is not base64 or not
-512 float32 values, NaN/Inf values, or a weight that is not a non-negative number.
+512 float32 values, NaN/Inf values, or a weight that is not a non-negative number. A line is kept but
+its value counted and named (`unusual`) when its distance is not in the published table (the model reads
+it as "Unknown") or its split is not tra/val/tes (no training or scoring split uses it).
+
+The file may be gzip-compressed (the published `.jsonl.gz`), recognised by its first bytes whatever its
+name, and is decompressed as it is read. A truncated or damaged gzip stream stops the read with a
+DataError naming the last line read whole, after the lines before it have been yielded.
 """
 from __future__ import annotations
 
@@ -20,12 +26,16 @@ from typing import Iterator
 
 import numpy as np
 
+from ..compressed import STREAM_ERRORS, LineSource
 from ..console import progress
 from ..errors import DataError
-from .distance import UNKNOWN
+from .distance import DIST_MAP, UNKNOWN
 
 CLIP_DIM = 512
 EXAMPLES_PER_REASON = 10
+SPLIT_NAMES = ("tra", "val", "tes")  # "" (no split given) is usual too: unlabelled files have none
+ODD_DISTANCE = "distance not in the published table (read as Unknown)"
+ODD_SPLIT = "split not tra/val/tes"
 
 
 @dataclass
@@ -64,12 +74,15 @@ class ReadReport:
     blank: int = 0
     skipped: Counter = field(default_factory=Counter)
     examples: dict = field(default_factory=dict)  # reason -> ["line N: detail", ...] (first few)
+    unusual: Counter = field(default_factory=Counter)  # values kept but not as published, by kind
+    unusual_examples: dict = field(default_factory=dict)  # kind -> ["line N: detail", ...] (first few)
 
     def skip(self, reason: str, line: int, detail: str = "") -> None:
-        self.skipped[reason] += 1
-        shown = self.examples.setdefault(reason, [])
-        if len(shown) < EXAMPLES_PER_REASON:
-            shown.append(f"line {line}" + (f": {detail}" if detail else ""))
+        _count(self.skipped, self.examples, reason, line, detail)
+
+    def note(self, kind: str, line: int, detail: str = "") -> None:
+        """A kept line with a value outside the published ones (`kind`)."""
+        _count(self.unusual, self.unusual_examples, kind, line, detail)
 
     @property
     def n_skipped(self) -> int:
@@ -79,15 +92,28 @@ class ReadReport:
         head = f"{self.path}: {self.rows} photos from {self.lines} lines"
         if self.blank:
             head += f" ({self.blank} blank)"
-        if not self.skipped:
-            return head + "; no line skipped"
-        parts = [f"{n} {reason} ({'; '.join(self.examples[reason])}{', ...' if n > len(self.examples[reason]) else ''})"
-                 for reason, n in self.skipped.most_common()]
-        return head + f"; skipped {self.n_skipped}: " + "; ".join(parts)
+        head += (f"; skipped {self.n_skipped}: {_listed(self.skipped, self.examples)}" if self.skipped
+                 else "; no line skipped")
+        if self.unusual:
+            head += f"; kept with unusual values: {_listed(self.unusual, self.unusual_examples)}"
+        return head
 
     def to_dict(self) -> dict:
         return {"path": self.path, "lines": self.lines, "rows": self.rows, "blank": self.blank,
-                "skipped": dict(self.skipped), "examples": self.examples}
+                "skipped": dict(self.skipped), "examples": self.examples, "unusual": dict(self.unusual),
+                "unusual_examples": self.unusual_examples}
+
+
+def _count(counter: Counter, examples: dict, reason: str, line: int, detail: str) -> None:
+    counter[reason] += 1
+    shown = examples.setdefault(reason, [])
+    if len(shown) < EXAMPLES_PER_REASON:
+        shown.append(f"line {line}" + (f": {detail}" if detail else ""))
+
+
+def _listed(counter: Counter, examples: dict) -> str:
+    return "; ".join(f"{n} {reason} ({'; '.join(examples[reason])}{', ...' if n > len(examples[reason]) else ''})"
+                     for reason, n in counter.most_common())
 
 
 class _Chunk:
@@ -166,40 +192,50 @@ def iter_rows(path: str | Path, report: ReadReport | None = None, chunk_rows: in
               dim: int = CLIP_DIM, strict: bool = False) -> Iterator[TypeRows]:
     """Yield the file's usable photos in chunks of up to `chunk_rows`, filling `report` as it goes.
 
-    strict=True raises DataError at the first unusable line instead of skipping it."""
+    strict=True raises DataError at the first unusable line instead of skipping it. A truncated or
+    damaged gzip file raises DataError after the photos read before the damage have been yielded."""
     path = Path(path)
     report = report if report is not None else ReadReport(str(path))
     if not path.exists():
         raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: a folder, not a types dataset file")
     seen: dict[int, int] = {}  # id -> line it was first read from
-    chunk = _Chunk()
-    with open(path, "rb") as handle, progress(desc=f"read {path.name}", unit="B", unit_scale=True,
-                                              total=path.stat().st_size) as bar:
-        for number, raw in enumerate(handle, start=1):
-            bar.update(len(raw))
-            report.lines = number
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                _fail(report, strict, path, "malformed JSON", number, f"not UTF-8 ({exc.reason})")
-                continue
-            if not text.strip():
-                report.blank += 1
-                continue
-            try:
-                gid, vector, distance, types, split, weight = _parse(text.strip(), dim, seen)
-            except _BadLine as bad:
-                _fail(report, strict, path, bad.reason, number, bad.detail)
-                continue
-            seen[gid] = number
-            for store, value in zip((chunk.ids, chunk.vectors, chunk.distance, chunk.types, chunk.split, chunk.weight,
-                                     chunk.line), (gid, vector, distance, types, split, weight, number)):
-                store.append(value)
-            if len(chunk) >= chunk_rows:
-                yield _finish(chunk, dim, report)
-                chunk = _Chunk()
+    chunk, broken, done = _Chunk(), None, 0
+    with LineSource(path) as source, progress(desc=f"read {path.name}", unit="B", unit_scale=True,
+                                              total=source.size) as bar:
+        try:
+            for number, raw in enumerate(source, start=1):
+                bar.update(source.position - done)
+                done = source.position
+                report.lines = number
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    _fail(report, strict, path, "malformed JSON", number, f"not UTF-8 ({exc.reason})")
+                    continue
+                if not text.strip():
+                    report.blank += 1
+                    continue
+                try:
+                    gid, vector, distance, types, split, weight = _parse(text.strip(), dim, seen)
+                except _BadLine as bad:
+                    _fail(report, strict, path, bad.reason, number, bad.detail)
+                    continue
+                seen[gid] = number
+                _note_unusual(report, number, gid, distance, split)
+                for store, value in zip((chunk.ids, chunk.vectors, chunk.distance, chunk.types, chunk.split,
+                                         chunk.weight, chunk.line), (gid, vector, distance, types, split, weight, number)):
+                    store.append(value)
+                if len(chunk) >= chunk_rows:
+                    yield _finish(chunk, dim, report)
+                    chunk = _Chunk()
+        except STREAM_ERRORS as exc:
+            broken = exc
     if len(chunk):
         yield _finish(chunk, dim, report)
+    if broken is not None:
+        raise DataError(_broken_stream(path, report, broken))
 
 
 def read_types(path: str | Path, dim: int = CLIP_DIM, strict: bool = False) -> tuple[TypeRows, ReadReport]:
@@ -221,3 +257,18 @@ def _fail(report: ReadReport, strict: bool, path: Path, reason: str, line: int, 
     if strict:
         raise DataError(f"{path}, line {line}: {reason}" + (f" ({detail})" if detail else ""))
     report.skip(reason, line, detail)
+
+
+def _note_unusual(report: ReadReport, line: int, gid: int, distance: str, split: str) -> None:
+    if distance not in DIST_MAP:
+        report.note(ODD_DISTANCE, line, f"gridimage_id {gid}: {distance!r}")
+    if split and split not in SPLIT_NAMES:
+        report.note(ODD_SPLIT, line, f"gridimage_id {gid}: {split!r}")
+
+
+def _broken_stream(path: Path, report: ReadReport, exc: Exception) -> str:
+    """One line: where a gzip stream broke, the last line read whole, and what was read before it."""
+    what = "ends early (truncated)" if isinstance(exc, EOFError) else "is damaged"
+    where = f"after line {report.lines}, the last line read whole" if report.lines else "before its first line"
+    read = report.summary().removeprefix(f"{report.path}: ")
+    return f"{path}: the gzip data {what} {where} ({exc}); read before it: {read}"

@@ -56,6 +56,9 @@ def load_labelled(path, config: TypesTrainConfig | None = None, classes=CLASSES,
     config = config or TypesTrainConfig()
     rows, read = read_types(path, dim=dim)
     say(read.summary())
+    if not (rows.types != "").any():
+        raise DataError(f"{path}: none of its {len(rows)} photos has `types` (an unlabelled file, like the published"
+                        " unknown set?): `geocontext types predict` tags it; train and evaluate need labelled photos")
     y, labels = label_matrix(rows.types, rows.distance, tuple(classes))
     say(labels.summary())
     w = sample_weights(rows.types, rows.distance, rows.weight, config.weights)
@@ -82,9 +85,9 @@ def train_run(data_path, out_dir, config: TypesTrainConfig | None = None) -> dic
     """Train on `tra`, stop early on `val`, tune thresholds on `val`, report on `tes`; write RUN/."""
     config = config or TypesTrainConfig()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     data = load_labelled(data_path, config)
+    out.mkdir(parents=True, exist_ok=True)  # after the read: bad data leaves no empty run folder behind
     parts = {s: data.take(data.split == s) for s in SPLITS}
     for s in ("tra", "val"):
         if not len(parts[s]):
@@ -149,7 +152,8 @@ def evaluate_file(model_path, data_path, split: str = "tes", out_dir=None, thres
     report, pred = score(model, data, ThresholdDecoder(thresholds), classes)
     report.update({"model": str(model_path), "data": str(data_path), "split": split,
                    "thresholds": np.broadcast_to(np.asarray(thresholds, dtype=float), (len(classes),)).tolist()})
-    out = Path(out_dir) if out_dir is not None else Path(model_path).parent / f"evaluation-{Path(data_path).stem}-{split}"
+    stem = Path(Path(data_path).name.removesuffix(".gz")).stem  # types.jsonl.gz -> types
+    out = Path(out_dir) if out_dir is not None else Path(model_path).parent / f"evaluation-{stem}-{split}"
     report["confusion_png"] = str(plot_confusion(data.y, pred, classes, out / "confusion.png",
                                                  f"{Path(model_path).name} on {split} ({len(pred)} photos)"))
     (out / "report.json").write_text(json.dumps(report, indent=2))
