@@ -9,7 +9,8 @@ def test_smoke_benchmark_fills_every_section(tmp_path):
     assert main(["--smoke", "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
     text = out.read_text()
     for heading in ("## Targets", "## 1. Training", "## 2. `geocontext run`", "## 3. Threshold tuning",
-                    "## 4. Predicting", "## 5. Embedding", "## 6. Decoders", "### Generated data set"):
+                    "## 4. Predicting", "## 5. Embedding", "## 6. Decoders", "### Generated data set",
+                    "## 7. Reading the type-tag dataset"):
         assert heading in text, heading
     results = json.loads((tmp_path / "cache" / "results.json").read_text())
     training = results["training"]
@@ -18,3 +19,4 @@ def test_smoke_benchmark_fills_every_section(tmp_path):
     assert results["run"]["exit_code"] == 0 and results["run"]["peak_rss_gb"] > 0
     assert results["embedding"]["photos_per_s"]["naive"] > 0
     assert "ensemble(3) / label_set" in results["decoders_real"]
+    assert results["types_read"]["rows_read"]["whole"] == {"jsonl": 2000, "jsonl.gz": 2000}

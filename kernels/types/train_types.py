@@ -1,21 +1,22 @@
 """Kaggle kernel "geocontext types": train the Geograph type classifier on a types dataset; on request, tag photos.
 
 Input, found under /kaggle/input by what it holds (or given with --types / GEOCONTEXT_TYPES): a types
-dataset, a .jsonl file whose lines are JSON objects with gridimage_id, embeddings (base64 float32 CLIP
-ViT-B/32 image embeddings), types, distance and split: your Geograph export, attached as the dataset
+dataset, a .jsonl or .jsonl.gz file (gzip is recognised by its bytes, whatever the name) whose lines are
+JSON objects with gridimage_id, embeddings (base64 float32 CLIP ViT-B/32 image embeddings), types,
+distance and split, like the published types_dataset_1.jsonl.gz: your Geograph export, attached as the dataset
 {username}/geograph-types. Writes /kaggle/working/run/: model.pth (the published checkpoint schema, with
 the tuned thresholds), report.json (scores on the 'tes' rows) and confusion.png. Arguments it does not
 know go to `geocontext types train` (e.g. --epochs 60, --seed 1, --tune-trials 0, --config types.json).
 
 With --predict it then tags every usable photo of that dataset, those without types included (with
---predict FILE: of another types file), into /kaggle/working/predictions.jsonl: the published labeller's
+--predict FILE: of another types file, e.g. the published "unknown" file, rows without types or split), into /kaggle/working/predictions.jsonl: the published labeller's
 lines (image_id, label, score, low_confidence) at --threshold (default 0.2, the labeller's), or at the
 per-class thresholds tuned in training with --tuned.
 
 Kaggle starts a script without arguments: to predict there, change `kernel.run(main)` on its last line
 to `kernel.run(lambda: main(["--predict"]))` (in the kernel's editor, or here before `make push`).
 
-Locally: python build/kernels/types/train_types.py --types FILE.jsonl [--predict] [--working OUT]
+Locally: python build/kernels/types/train_types.py --types FILE.jsonl[.gz] [--predict [FILE]] [--working OUT]
 """
 from pathlib import Path
 

@@ -21,6 +21,7 @@ from .suite import (
     predicting,
     training,
     tuning,
+    types_reading,
 )
 
 
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
     results["decoders_real"] = decoder_spread(cfg, run_dir, results["run"]["report"])
     if "generated" not in args.skip:
         results["decoders_generated"] = generated(cfg)
+    results["types_read"] = types_reading(cfg)
     results["bench_minutes"] = (time.perf_counter() - start) / 60
     (cfg.cache / "results.json").write_text(json.dumps(results, indent=2, default=str))
     args.out.write_text(markdown(results))

@@ -145,6 +145,9 @@ def markdown(r: dict) -> str:
     if r.get("embedding"):
         body += _embedding_section(r["embedding"], targets)
     body += _decoder_sections(r, targets)
+    if r.get("types_read"):
+        body += ["## 7. Reading the type-tag dataset: .jsonl against the published .jsonl.gz", "",
+                 r["types_read"]["markdown"], ""]
     summary = ["## Targets", "", _table(["figure", "target", "measured", "met"],
                                          [[a, b, c, _ok(d)] for a, b, c, d in targets]), ""]
     return "\n".join(_header(r) + summary + body)

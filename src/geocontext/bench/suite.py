@@ -9,6 +9,7 @@ Sections (each returns a dict; `markdown` turns them into BENCHMARKS.md):
   embedding  photos/s of the embedding stage against the one-photo-at-a-time loop
   decoders   honest hold-out exact match of each decoder and the ensemble, with the spread over seeds,
              on features built for the real label file and on a fully generated data set
+  types_read reading the type-tag dataset, plain .jsonl against the published .jsonl.gz (types_read.py)
 """
 from __future__ import annotations
 
@@ -223,3 +224,12 @@ def generated(cfg: BenchConfig) -> dict:
         per_seed.append({k: v["exact_match"] for k, v in report["candidates"].items()})
         per_seed[-1]["(final choice)"] = report["final"]["exact_match"]
     return {"rows": [n_train, n_test], "spread": summarise(per_seed)}
+
+
+def types_reading(cfg: BenchConfig) -> dict:
+    from .types_read import PUBLISHED_ROWS, markdown, run_benchmark
+
+    rows, repeats = (2000, 1) if cfg.smoke else (PUBLISHED_ROWS, 3)
+    result = run_benchmark(cfg.cache / "types", rows, repeats)
+    result["markdown"] = markdown(result)
+    return result

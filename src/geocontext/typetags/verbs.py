@@ -38,11 +38,11 @@ def add_parser(sub) -> None:
     """Add the `types` verb and its steps to the main parser's subcommands."""
     types = sub.add_parser("types", help="Geograph type tags (7 classes, distance-aware): train, evaluate, predict",
                            description="The published Geograph type classifier (CLIP image embedding + distance)."
-                           " Data: JSON lines with gridimage_id, types, distance, embeddings, split.")
+                           " Data: JSON lines (.jsonl, or gzipped .jsonl.gz) with gridimage_id, types, distance, embeddings, split.")
     steps = types.add_subparsers(dest="types_step", required=True, metavar="STEP")
 
     p = steps.add_parser("train", help="train on 'tra', stop early on 'val', tune thresholds, report on 'tes'")
-    p.add_argument("--data", required=True, type=Path, help="types dataset (.jsonl)")
+    p.add_argument("--data", required=True, type=Path, help="types dataset (.jsonl or .jsonl.gz)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write (model.pth, report.json, confusion.png)")
     p.add_argument("--config", type=Path, help="JSON training configuration (fields of TypesTrainConfig)")
     p.add_argument("--epochs", type=int, help="most epochs (default 40; early stopping usually ends sooner)")
@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
 
     p = steps.add_parser("evaluate", help="per-class precision/recall/F1, macro F1, exact match, confusion PNG")
     p.add_argument("--model", required=True, type=Path, help="checkpoint (ours or a published best_geograph_model_*.pth)")
-    p.add_argument("--data", required=True, type=Path, help="labelled types dataset (.jsonl)")
+    p.add_argument("--data", required=True, type=Path, help="labelled types dataset (.jsonl or .jsonl.gz)")
     p.add_argument("--split", default="tes", help="rows to score: tra, val, tes or all (default: tes)")
     p.add_argument("--threshold", type=float, help="one threshold for every class (default: the checkpoint's tuned"
                    " per-class thresholds, or 0.5 for a published checkpoint)")
@@ -61,7 +61,7 @@ def add_parser(sub) -> None:
 
     p = steps.add_parser("predict", help="write the labeller's output: image_id, label, score per line")
     p.add_argument("--model", required=True, type=Path, help="checkpoint (ours or a published one)")
-    p.add_argument("--data", required=True, type=Path, help="types dataset (.jsonl; types and split not needed)")
+    p.add_argument("--data", required=True, type=Path, help="types dataset (.jsonl or .jsonl.gz; types and split not needed)")
     p.add_argument("--out", required=True, type=Path, help="predictions to write (.jsonl)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--threshold", type=float, default=0.2, help="one threshold for every class (default 0.2,"
