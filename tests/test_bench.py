@@ -9,7 +9,8 @@ def test_smoke_benchmark_fills_every_section(tmp_path):
     assert main(["--smoke", "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
     text = out.read_text()
     for heading in ("## Targets", "## 1. Training", "## 2. `geocontext run`", "## 3. Threshold tuning",
-                    "## 4. Predicting", "## 5. Embedding", "## 6. Decoders", "### Generated data set"):
+                    "## 4. Predicting", "## 5. Embedding", "## 6. Decoders", "### Generated data set",
+                    "## Predict at archive scale", "## One context labeller worker"):
         assert heading in text, heading
     results = json.loads((tmp_path / "cache" / "results.json").read_text())
     training = results["training"]
@@ -18,3 +19,5 @@ def test_smoke_benchmark_fills_every_section(tmp_path):
     assert results["run"]["exit_code"] == 0 and results["run"]["peak_rss_gb"] > 0
     assert results["embedding"]["photos_per_s"]["naive"] > 0
     assert "ensemble(3) / label_set" in results["decoders_real"]
+    assert all(v["peak_rss_gb"] > 0 for v in results["archive"]["sizes"].values())
+    assert results["labeller"]["photos_per_s"] > 0 and results["labeller"]["records_posted"] > 0

@@ -9,7 +9,7 @@ import signal
 import numpy as np
 import pytest
 import torch
-from queue_standin import QueueStandIn, Script
+from geocontext.labeller.standin import QueueStandIn, Script
 
 from geocontext.cli import main
 from geocontext.labeller.queue import QueueClient, RetryPolicy, Stopper, instance_id, unique_number, with_query

@@ -145,6 +145,14 @@ def markdown(r: dict) -> str:
     if r.get("embedding"):
         body += _embedding_section(r["embedding"], targets)
     body += _decoder_sections(r, targets)
+    if r.get("archive"):
+        from .archive import section
+
+        body += section(r["archive"], targets)
+    if r.get("labeller"):
+        from .labeller import section as labeller_section
+
+        body += labeller_section(r["labeller"])
     summary = ["## Targets", "", _table(["figure", "target", "measured", "met"],
                                          [[a, b, c, _ok(d)] for a, b, c, d in targets]), ""]
     return "\n".join(_header(r) + summary + body)

@@ -1,4 +1,5 @@
-"""A loopback stand-in for Geograph's labeller queue (labeler.json.php) that also serves the photos.
+"""A loopback stand-in for Geograph's labeller queue (labeler.json.php) that also serves the photos: the
+tests and the worker benchmark drive the real workers against it (no internet).
 
 GET  /queue?...    the next scripted reply: a dict (sent as JSON), or Script(delay=s, status=n, body=b)
                    for a slow, failing or raw reply; {} once the script is used up

@@ -1,0 +1,41 @@
+"""`predict` streams: the chunked path gives the same tags and probabilities as the whole-matrix one."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_run import small_config
+
+from geocontext.embedding.features import load_features
+from geocontext.pipeline.predict import load_run, predict_chunks
+from geocontext.pipeline.prepare import load_inputs
+from geocontext.pipeline.run import run
+
+
+@pytest.fixture(scope="module")
+def finished(demo_data, demo_features, tmp_path_factory):
+    out = tmp_path_factory.mktemp("stream-run")
+    run(demo_data, demo_features, out, small_config())
+    return out
+
+
+def test_chunks_give_the_whole_matrix_answer(finished, demo_data, demo_features, tmp_path):
+    info, variants, choice = load_run(finished)
+    features = load_features(demo_features, "test")
+    inputs = load_inputs(demo_data, demo_features, "test", features.ids, "ids")
+    fused: dict = {}
+    whole = [variants[m].predict_proba(inputs.features, inputs.rows, inputs.location, inputs.irish, fused)
+             for m in choice.members]
+    tags = predict_chunks(variants, choice, inputs, tmp_path / "p.npy", chunk=7)  # 60 rows: 9 chunks, the last short
+    np.testing.assert_array_equal(tags, choice.decode(whole))
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), choice.combine(whole), atol=1e-6)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_a_failed_prediction_leaves_no_half_written_probs(finished, demo_data, demo_features, tmp_path):
+    info, variants, choice = load_run(finished)
+    features = load_features(demo_features, "test")
+    inputs = load_inputs(demo_data, demo_features, "test", features.ids, "ids")
+    inputs.location = inputs.location[:25]  # the second chunk lacks locations: predict_proba fails there
+    with pytest.raises(Exception):
+        predict_chunks(variants, choice, inputs, tmp_path / "p.npy", chunk=20)
+    assert not list(tmp_path.iterdir())
