@@ -6,7 +6,8 @@ import pytest
 from test_run import small_config
 
 from geocontext.embedding.features import load_features
-from geocontext.pipeline.predict import load_run, predict_chunks
+from geocontext.pipeline.predict import load_run
+from geocontext.pipeline.stream import predict_chunks, streamed_inputs
 from geocontext.pipeline.prepare import load_inputs
 from geocontext.pipeline.run import run
 
@@ -39,3 +40,21 @@ def test_a_failed_prediction_leaves_no_half_written_probs(finished, demo_data, d
     with pytest.raises(Exception):
         predict_chunks(variants, choice, inputs, tmp_path / "p.npy", chunk=20)
     assert not list(tmp_path.iterdir())
+
+
+def test_streamed_inputs_equal_load_inputs(demo_data, demo_features, monkeypatch):
+    """Locations and summary as prepare.load_inputs gives them (malformed metadata lines, blank, garbled
+    and Irish references, an id without a metadata row), read 7 lines at a time."""
+    import geocontext.pipeline.stream as stream
+    from geocontext.data.readers import iter_metadata
+
+    features = load_features(demo_features, "test")
+    ids = features.ids[::-1].copy()  # not in file order
+    whole = load_inputs(demo_data, demo_features, "test", ids, "ids")
+    monkeypatch.setattr(stream, "iter_metadata", lambda data_dir: iter_metadata(data_dir, chunk_rows=7))
+    streamed = streamed_inputs(demo_data, features, ids, "ids")
+    np.testing.assert_array_equal(streamed.rows, whole.rows)
+    np.testing.assert_array_equal(streamed.location, whole.location)
+    np.testing.assert_array_equal(streamed.irish, whole.irish)
+    assert streamed.summary == whole.summary
+    assert whole.summary["metadata"]["malformed_lines"] > 0 and 0 < whole.summary["locations"]["known"] < len(ids)
