@@ -9,11 +9,18 @@ import signal
 import numpy as np
 import pytest
 import torch
-from geocontext.labeller.standin import QueueStandIn, Script
 
 from geocontext.cli import main
-from geocontext.labeller.queue import QueueClient, RetryPolicy, Stopper, instance_id, unique_number, with_query
+from geocontext.labeller.queue import (
+    QueueClient,
+    RetryPolicy,
+    Stopper,
+    instance_id,
+    unique_number,
+    with_query,
+)
 from geocontext.labeller.records import decode_vector, label_records
+from geocontext.labeller.standin import QueueStandIn, Script
 from geocontext.labeller.worker import Answer, serve
 from geocontext.typetags.checkpoint import save_checkpoint
 from geocontext.typetags.classifier import TypeClassifier, type_probabilities

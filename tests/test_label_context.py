@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from geocontext.labeller.standin import QueueStandIn
 from test_embed import TINY
 from test_run import small_config
 
@@ -16,6 +15,7 @@ from geocontext.cli import main
 from geocontext.competition import ID
 from geocontext.data.readers import read_metadata, read_tag_names, read_test_ids
 from geocontext.embedding.features import load_features
+from geocontext.labeller.standin import QueueStandIn
 from geocontext.pipeline.run import run
 
 FAST = ["--retry-base", "0.01", "--retry-cap", "0.05", "--timeout", "5", "--unique-number", "3"]

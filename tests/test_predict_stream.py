@@ -7,9 +7,9 @@ from test_run import small_config
 
 from geocontext.embedding.features import load_features
 from geocontext.pipeline.predict import load_run
-from geocontext.pipeline.stream import predict_chunks, streamed_inputs
 from geocontext.pipeline.prepare import load_inputs
 from geocontext.pipeline.run import run
+from geocontext.pipeline.stream import predict_chunks, streamed_inputs
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def finished(demo_data, demo_features, tmp_path_factory):
 
 
 def test_chunks_give_the_whole_matrix_answer(finished, demo_data, demo_features, tmp_path):
-    info, variants, choice = load_run(finished)
+    _, variants, choice = load_run(finished)
     features = load_features(demo_features, "test")
     inputs = load_inputs(demo_data, demo_features, "test", features.ids, "ids")
     fused: dict = {}
@@ -33,11 +33,11 @@ def test_chunks_give_the_whole_matrix_answer(finished, demo_data, demo_features,
 
 
 def test_a_failed_prediction_leaves_no_half_written_probs(finished, demo_data, demo_features, tmp_path):
-    info, variants, choice = load_run(finished)
+    _, variants, choice = load_run(finished)
     features = load_features(demo_features, "test")
     inputs = load_inputs(demo_data, demo_features, "test", features.ids, "ids")
     inputs.location = inputs.location[:25]  # the second chunk lacks locations: predict_proba fails there
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         predict_chunks(variants, choice, inputs, tmp_path / "p.npy", chunk=20)
     assert not list(tmp_path.iterdir())
 
@@ -45,8 +45,8 @@ def test_a_failed_prediction_leaves_no_half_written_probs(finished, demo_data, d
 def test_streamed_inputs_equal_load_inputs(demo_data, demo_features, monkeypatch):
     """Locations and summary as prepare.load_inputs gives them (malformed metadata lines, blank, garbled
     and Irish references, an id without a metadata row), read 7 lines at a time."""
-    import geocontext.pipeline.stream as stream
     from geocontext.data.readers import iter_metadata
+    from geocontext.pipeline import stream
 
     features = load_features(demo_features, "test")
     ids = features.ids[::-1].copy()  # not in file order

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..competition import COLUMNS, ID
+from ..competition import ID
 from ..console import say
-from ..embedding.features import save_features
 from ..synthetic.world import World, grid_references, sample_labels, synthesize_features
 
 VERSION = 1

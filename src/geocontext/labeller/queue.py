@@ -14,7 +14,6 @@ import signal
 import socket
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -39,7 +38,7 @@ class Stopper:
         self.event = threading.Event()
         self._previous = {}
 
-    def install(self) -> "Stopper":
+    def install(self) -> Stopper:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)

@@ -41,7 +41,7 @@ class QueueStandIn:
         self.replies, self.post_statuses, self.post_delays = deque(self.replies), deque(self.post_statuses), deque(self.post_delays)
         self.lock = threading.Lock()
 
-    def __enter__(self) -> "QueueStandIn":
+    def __enter__(self) -> QueueStandIn:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):

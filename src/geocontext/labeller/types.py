@@ -3,6 +3,7 @@ checkpoint (ours or a published one) gives the 7 class probabilities."""
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from .worker import Answer
 
 
 class TypesWorker:
-    fields = {"embeddings": 1}  # ask the queue for the vectors
+    fields: ClassVar[dict] = {"embeddings": 1}  # ask the queue for the vectors
 
     def __init__(self, checkpoint, threshold: float = 0.2):
         self.model, ckpt = load_checkpoint(checkpoint)
