@@ -22,7 +22,7 @@ class RecentIds:
     """The ids answered lately (at most `capacity`, oldest forgotten first): a photo the queue hands
     out again while our answer is on its way is not answered twice, in bounded memory."""
 
-    def __init__(self, capacity: int = 1_000_000):
+    def __init__(self, capacity: int = 100_000):  # ~10 MB; a repeat comes while our answer is on its way
         self.capacity, self.ids = capacity, OrderedDict()
 
     def __contains__(self, image_id) -> bool:
