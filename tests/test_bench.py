@@ -10,7 +10,7 @@ def test_smoke_benchmark_fills_every_section(tmp_path):
     text = out.read_text()
     for heading in ("## Targets", "## 1. Training", "## 2. `geocontext run`", "## 3. Threshold tuning",
                     "## 4. Predicting", "## 5. Embedding", "## 6. Decoders", "### Generated data set",
-                    "## 7. Reading the type-tag dataset"):
+                    "## 7. Reading the type-tag dataset", "## 8. Predict at archive scale", "## 9. One context labeller worker"):
         assert heading in text, heading
     results = json.loads((tmp_path / "cache" / "results.json").read_text())
     training = results["training"]
@@ -20,3 +20,5 @@ def test_smoke_benchmark_fills_every_section(tmp_path):
     assert results["embedding"]["photos_per_s"]["naive"] > 0
     assert "ensemble(3) / label_set" in results["decoders_real"]
     assert results["types_read"]["rows_read"]["whole"] == {"jsonl": 2000, "jsonl.gz": 2000}
+    assert all(v["peak_rss_gb"] > 0 for v in results["archive"]["sizes"].values())
+    assert results["labeller"]["photos_per_s"] > 0 and results["labeller"]["records_posted"] > 0

@@ -66,15 +66,12 @@ def _add_embed_verb(sub) -> None:
     """`embed` (photos + titles -> FEATURES, resumable, shardable) and `embed merge` (shard outputs -> FEATURES)."""
 
     def embed(args) -> int:
-        from .embedding.encoder import EncoderConfig
+        from .embedding.options import encoder_config
         from .embedding.pipeline import EmbedConfig, embed, parse_shard, parse_splits
 
         if args.data is None or args.out is None:
             raise ValueError("embed needs --data DATA and --out FEATURES (or: embed merge ...)")
-        encoder = EncoderConfig(model=args.model, pretrained=args.pretrained, random_weights=args.random_weights,
-                                quick_gelu=args.quick_gelu, seed=args.seed, device=args.device,
-                                precision=args.precision, cache_dir=args.cache_dir)
-        config = EmbedConfig(encoder, args.batch_size, args.workers, args.chunk_size, parse_shard(args.shard))
+        config = EmbedConfig(encoder_config(args), args.batch_size, args.workers, args.chunk_size, parse_shard(args.shard))
         embed(args.data, args.out, parse_splits(args.split), config)
         return 0
 
@@ -90,22 +87,13 @@ def _add_embed_verb(sub) -> None:
     p.add_argument("--data", type=Path, help="DATA folder in the competition's layout (required)")
     p.add_argument("--out", type=Path, help="FEATURES folder to write (required)")
     p.add_argument("--split", default="all", help="train, test or all (default: all)")
-    p.add_argument("--model", default="ViT-B-32", help="open_clip model name, or a model config .json (default: ViT-B-32)")
-    p.add_argument("--pretrained", default="openai", help="open_clip pretrained tag (downloads; needs internet) or a"
-                   " local checkpoint file, e.g. open_clip_pytorch_model.bin (default: openai)")
-    p.add_argument("--random-weights", action="store_true", help="no pretrained weights: random ones (demo, dry runs)")
-    p.add_argument("--quick-gelu", action="store_true", help="QuickGELU activations, as OpenAI's weights need when"
-                   " given as a file (automatic with --pretrained openai)")
-    p.add_argument("--batch-size", type=int, help="photos per batch (default: 256 on CUDA, 32 on CPU)")
+    from .embedding.options import add_encoder_options
+
+    add_encoder_options(p)
     p.add_argument("--workers", type=int, help="JPEG-decoding worker processes (default: one per spare core, at most 8)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="default auto: fp16 autocast on CUDA, bf16 weights on CPUs with native bf16, else fp32")
     p.add_argument("--shard", default="1/1", help="I/N: embed the I-th of N slices (N machines in parallel)")
     p.add_argument("--chunk-size", type=int, default=2048, help="photos per chunk file (default: 2048); all shards"
                    " of one FEATURES folder must use the same")
-    p.add_argument("--seed", type=int, default=0, help="seed of --random-weights")
-    p.add_argument("--cache-dir", help="where open_clip keeps downloaded weights")
     p.set_defaults(func=embed)
     actions = p.add_subparsers(dest="embed_action", metavar="merge")
     m = actions.add_parser("merge", help="join embedding outputs (e.g. one per --shard) into one FEATURES folder",
@@ -209,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_types_parser(sub)
+    from .labeller.verbs import add_parser as add_label_parser  # `label`: workers for Geograph's queue
+
+    add_label_parser(sub)
     _add_heads(sub)
     _add_embed_verb(sub)
     return parser

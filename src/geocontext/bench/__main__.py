@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("bench-cache"), help="ignored work folder (default: bench-cache)")
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"), help="markdown file to write")
     parser.add_argument("--baseline-epochs", type=int, default=30, help="epochs the notebook-style loop gets at most")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["training", "embedding", "generated"],
+    parser.add_argument("--skip", nargs="*", default=[], choices=["training", "embedding", "generated", "archive", "labeller"],
                         help="leave sections out (their rows say so)")
     args = parser.parse_args(argv)
     os.environ.setdefault("GEOCONTEXT_PROGRESS", "0")
@@ -53,6 +53,16 @@ def main(argv=None) -> int:
     if "generated" not in args.skip:
         results["decoders_generated"] = generated(cfg)
     results["types_read"] = types_reading(cfg)
+    if "archive" not in args.skip:  # predict at 1M and 2M photos (generated, ~12 GB in the cache)
+        from .archive import archive
+
+        results["archive"] = archive(cfg.cache, (3000, 6000) if cfg.smoke else (1_000_000, 2_000_000),
+                                     n_train=2000 if cfg.smoke else 20_000)
+    if "labeller" not in args.skip:
+        from .labeller import measure
+
+        results["labeller"] = measure(cfg.cache, *((4, 2) if cfg.smoke else (500, 250)),
+                                      n_train=2000 if cfg.smoke else 20_000)
     results["bench_minutes"] = (time.perf_counter() - start) / 60
     (cfg.cache / "results.json").write_text(json.dumps(results, indent=2, default=str))
     args.out.write_text(markdown(results))

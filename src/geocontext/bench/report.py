@@ -148,6 +148,14 @@ def markdown(r: dict) -> str:
     if r.get("types_read"):
         body += ["## 7. Reading the type-tag dataset: .jsonl against the published .jsonl.gz", "",
                  r["types_read"]["markdown"], ""]
+    if r.get("archive"):
+        from .archive import section
+
+        body += section(r["archive"], targets)
+    if r.get("labeller"):
+        from .labeller import section as labeller_section
+
+        body += labeller_section(r["labeller"])
     summary = ["## Targets", "", _table(["figure", "target", "measured", "met"],
                                          [[a, b, c, _ok(d)] for a, b, c, d in targets]), ""]
     return "\n".join(_header(r) + summary + body)

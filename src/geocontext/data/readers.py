@@ -174,6 +174,11 @@ def _read_metadata_file(path: Path, encoding: str) -> tuple[pd.DataFrame, list[s
         df = read_table(path, dtype=str, keep_default_na=False, on_bad_lines="warn", encoding=encoding,
                         encoding_errors="replace")
     skipped = [f"{path.name}:{n}" for w in caught for n in _SKIPPED_LINE.findall(str(w.message))]
+    df, bad = _clean_metadata(df, path)
+    return df, skipped, bad
+
+
+def _clean_metadata(df: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, int]:
     missing = [c for c in (ID, "title", "grid_reference") if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing} (expected gridimage_id, title, grid_reference)")
@@ -181,7 +186,33 @@ def _read_metadata_file(path: Path, encoding: str) -> tuple[pd.DataFrame, list[s
     ids = pd.to_numeric(df[ID], errors="coerce")
     ok = ids.notna().to_numpy()
     df = df[ok].assign(**{ID: ids[ok].astype(np.int64)})
-    return df, skipped, int((~ok).sum())
+    return df, int((~ok).sum())
+
+
+def _metadata_sources(data_dir) -> list[tuple[Path, str]]:
+    sources = [(find(data_dir, "metadata.csv", "metadata.csv.zip"), "utf-8"),
+               (find(data_dir, "metadata-extra.csv", "metadata-extra.csv.zip"), "latin-1")]
+    return [(path, encoding) for path, encoding in sources if path is not None]
+
+
+def iter_metadata(data_dir: str | Path, chunk_rows: int = 250_000):
+    """metadata.csv[.zip] then metadata-extra.csv, `chunk_rows` lines at a time, read and checked as
+    `read_metadata` reads them: yields (frame of gridimage_id, title, grid_reference; skipped malformed
+    lines; rows whose id is not an integer). Memory stays flat whatever the file's size."""
+    for path, encoding in _metadata_sources(data_dir):
+        with open_csv(path) as handle, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            try:
+                for df in pd.read_csv(handle, dtype=str, keep_default_na=False, on_bad_lines="warn",
+                                      encoding=encoding, encoding_errors="replace", chunksize=chunk_rows):
+                    skipped = [f"{path.name}:{n}" for w in caught for n in _SKIPPED_LINE.findall(str(w.message))]
+                    caught.clear()
+                    df, bad = _clean_metadata(df, path)
+                    yield df, skipped, bad
+            except (pd.errors.ParserError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as exc:
+                raise DataError(f"{path}: cannot parse as CSV ({exc})") from exc
+            except pd.errors.EmptyDataError as exc:
+                raise DataError(f"{path}: the file is empty") from exc
 
 
 def read_metadata(data_dir: str | Path, ids: np.ndarray) -> Metadata:
@@ -189,14 +220,11 @@ def read_metadata(data_dir: str | Path, ids: np.ndarray) -> Metadata:
 
     Malformed lines are skipped and counted, never fatal: one bad line must not cost a whole run."""
     frames, malformed, bad_ids = [], [], 0
-    sources = [(find(data_dir, "metadata.csv", "metadata.csv.zip"), "utf-8"),
-               (find(data_dir, "metadata-extra.csv", "metadata-extra.csv.zip"), "latin-1")]
-    for path, encoding in sources:
-        if path is not None:
-            df, skipped, bad = _read_metadata_file(path, encoding)
-            frames.append(df)
-            malformed += skipped
-            bad_ids += bad
+    for path, encoding in _metadata_sources(data_dir):
+        df, skipped, bad = _read_metadata_file(path, encoding)
+        frames.append(df)
+        malformed += skipped
+        bad_ids += bad
     ids = np.asarray(ids, dtype=np.int64)
     if not frames:
         empty = np.full(len(ids), "", dtype=object)

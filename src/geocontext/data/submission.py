@@ -59,15 +59,20 @@ def to_frame(ids: np.ndarray, tags: np.ndarray, columns: tuple[str, ...]) -> pd.
 
 
 def write_submission(path: str | Path, ids: np.ndarray, tags: np.ndarray, columns: tuple[str, ...],
-                     test_ids: np.ndarray) -> Path:
+                     test_ids: np.ndarray, chunk_rows: int = 200_000) -> Path:
     """Validate, then write `path` (.csv.zip) atomically: a failed write never leaves half a file."""
     path = Path(path)
-    frame = to_frame(ids, tags, columns)
-    validate(frame, test_ids, columns, source=str(path))
+    ids, tags = np.asarray(ids), np.asarray(tags)
+    validate(to_frame(ids, tags[:, :1], columns[:1]), test_ids, columns[:1], source=str(path))  # ids, then by chunk
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(MEMBER, frame.to_csv(index=False))
+    # written chunk by chunk, so 8M rows never exist as one frame or one string
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive, \
+            archive.open(MEMBER, "w", force_zip64=len(ids) * (12 + 2 * len(columns)) > 2**31) as member:
+        for start in range(0, max(len(ids), 1), chunk_rows):
+            frame = to_frame(ids[start:start + chunk_rows], tags[start:start + chunk_rows], columns)
+            validate(frame, frame[ID].to_numpy(), columns, source=str(path))
+            member.write(frame.to_csv(index=False, header=start == 0).encode())
     tmp.replace(path)
     return path
 

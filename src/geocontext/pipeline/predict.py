@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ..console import say
 from ..data.readers import find, read_test_ids
 from ..data.submission import write_submission
@@ -13,7 +11,7 @@ from ..decoding.select import Choice
 from ..embedding.features import align, load_features
 from ..training.variant import Variant
 from .members import run_json
-from .prepare import load_inputs
+from .stream import predict_chunks, streamed_inputs
 
 
 def load_run(run_dir) -> tuple[dict, dict[str, Variant], Choice]:
@@ -29,14 +27,8 @@ def predict(run_dir, data_dir, features_dir, out_file, probs_file=None, split: s
     info, variants, choice = load_run(run_dir)
     features = load_features(features_dir, split)
     ids = features.ids
-    inputs = load_inputs(data_dir, features_dir, split, ids, f"{features.path / 'ids.npy'}")
-    fused = {}
-    probs = [variants[m].predict_proba(inputs.features, inputs.rows, inputs.location, inputs.irish, fused)
-             for m in choice.members]
-    del fused
-    tags = choice.decode(probs)
-    if probs_file is not None:
-        np.save(probs_file, choice.combine(probs))
+    inputs = streamed_inputs(data_dir, features, ids, f"{features.path / 'ids.npy'}")
+    tags = predict_chunks(variants, choice, inputs, probs_file)
     submission_ids = read_test_ids(data_dir) if find(data_dir, "test.csv", "test.csv.zip") else ids
     pos = align(features, submission_ids, "test.csv")
     path = write_submission(out_file, submission_ids, tags[pos], tuple(info["columns"]), submission_ids)

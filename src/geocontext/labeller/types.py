@@ -1,0 +1,36 @@
+"""The type-tag worker: rows carry the CLIP image vector and the camera distance; a type-classifier
+checkpoint (ours or a published one) gives the 7 class probabilities."""
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+import numpy as np
+
+from ..typetags.checkpoint import load_checkpoint
+from ..typetags.classifier import type_probabilities
+from ..typetags.distance import distance_index
+from .records import decode_vector, failed_records, label_records
+from .worker import Answer
+
+
+class TypesWorker:
+    fields: ClassVar[dict] = {"embeddings": 1}  # ask the queue for the vectors
+
+    def __init__(self, checkpoint, threshold: float = 0.2):
+        self.model, ckpt = load_checkpoint(checkpoint)
+        self.classes, self.dist_map = list(ckpt["classes"]), dict(ckpt["dist_map"])
+        self.threshold = threshold
+
+    def __call__(self, reply: dict, rows: list[dict]) -> Answer:
+        began = time.perf_counter()
+        ids = np.array([r["gridimage_id"] for r in rows], dtype=np.int64)
+        decoded = [decode_vector(r.get("embeddings"), self.model.clip_dim) for r in rows]
+        ok = np.array([v is not None for v, _ in decoded], dtype=bool)
+        records = failed_records(ids[~ok])
+        if ok.any():
+            vectors = np.stack([v for v, _ in decoded if v is not None])
+            distance = distance_index([r.get("distance", "Unknown") for r, good in zip(rows, ok) if good], self.dist_map)
+            probs = type_probabilities(self.model, vectors, distance)
+            records = label_records(ids[ok], probs, self.classes, self.threshold) + records
+        return Answer([records], failed=int((~ok).sum()), seconds={"model": time.perf_counter() - began})

@@ -1,0 +1,84 @@
+"""`geocontext label types|context`: a worker that tags photos from Geograph's labeller queue."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _client(args):
+    from .queue import QueueClient, RetryPolicy, Stopper, unique_number
+
+    slot = unique_number() if args.unique_number is None else args.unique_number
+    policy = RetryPolicy(base=args.retry_base, cap=args.retry_cap, timeout=args.timeout)
+    return QueueClient(args.endpoint, slot, policy, Stopper())
+
+
+def _serve(args, client, worker, name: str) -> int:
+    from ..console import say
+    from .worker import serve
+
+    say(f"{name}: {args.endpoint} as unique_number {client.slot}, up to {args.limit} photos a batch,"
+        f" {'until stopped' if not args.loops else f'{args.loops} fetches'}")
+    client.stopper.install()
+    try:
+        serve(client, worker, args.limit, args.loops, getattr(worker, "fields", None), name)
+    finally:
+        client.stopper.uninstall()
+    return 0
+
+
+def _types(args) -> int:
+    from .types import TypesWorker
+
+    client = _client(args)
+    return _serve(args, client, TypesWorker(args.model, args.threshold), "label types")
+
+
+def _context(args) -> int:
+    from ..console import say
+    from ..embedding.encoder import load_encoder
+    from ..embedding.options import encoder_config
+    from ..embedding.pipeline import EmbedConfig
+    from .context import ContextWorker
+
+    client = _client(args)  # checks the endpoint before the model loads
+    encoder = load_encoder(encoder_config(args))
+    say(f"encoder: {encoder.name}, {encoder.precision} on {encoder.device}; embeddings posted as float32")
+    if encoder.weights.source == "random":
+        say("warning: RANDOM weights (--random-weights): the tags mean nothing (speed tests, dry runs)")
+    batch, _ = EmbedConfig(batch_size=args.batch_size, workers=0).resolved(encoder.device.type)
+    worker = ContextWorker(args.run, encoder, client, args.threshold, batch, args.fetchers, args.data)
+    return _serve(args, client, worker, "label context")
+
+
+def _common(p, limit: int) -> None:
+    p.add_argument("--endpoint", required=True, help="the queue's URL including ?model=..., e.g."
+                   " https://www.geograph.org.uk/_scripts/labeler.json.php?model=clip")
+    p.add_argument("--threshold", type=float, default=0.2, help="post every label scoring above this (default 0.2)")
+    p.add_argument("--limit", type=int, default=limit, help=f"most photos asked for per batch (default {limit})")
+    p.add_argument("--loops", type=int, default=0, help="stop after N fetches (default 0: until SIGINT/SIGTERM)")
+    p.add_argument("--unique-number", type=int, help="this worker's slot 0..31 (default: SHA-256 of the pod uid or"
+                   " name, notebook id or container hostname, modulo 32)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server (default 60)")
+    p.add_argument("--retry-base", type=float, default=1.0, help="first retry wait in seconds, doubled per failure")
+    p.add_argument("--retry-cap", type=float, default=120.0, help="longest retry wait in seconds (default 120)")
+
+
+def add_parser(sub) -> None:
+    from ..embedding.options import add_encoder_options
+
+    label = sub.add_parser("label", help="tag photos from Geograph's labeller queue (types or context tags)",
+                           description="A worker for Geograph's labeller queue: fetch a batch, label it, post the"
+                           " records, again. SIGINT/SIGTERM finish the current batch's post, then stop.")
+    kinds = label.add_subparsers(dest="label_kind", required=True, metavar="KIND")
+    p = kinds.add_parser("types", help="type tags from the queue's CLIP vectors and a type-classifier checkpoint")
+    p.add_argument("--model", required=True, type=Path, help="type-classifier checkpoint (ours or a published one)")
+    _common(p, 500)
+    p.set_defaults(func=_types)
+
+    p = kinds.add_parser("context", help="context tags: download photos, embed them and their titles, apply a run")
+    p.add_argument("--run", required=True, type=Path, help="OUT folder of a finished `run` (its final choice)")
+    p.add_argument("--data", type=Path, help="folder with tags-top.csv for the tag names (default: the kit's copy)")
+    p.add_argument("--fetchers", type=int, default=16, help="photos downloaded at once (default 16)")
+    _common(p, 250)
+    add_encoder_options(p)
+    p.set_defaults(func=_context)

@@ -1,0 +1,91 @@
+"""`predict` in bounded memory: locations read from metadata chunk by chunk, the model inputs fused,
+standardised and decoded chunk by chunk, the probabilities written as they come. At 8M photos (the
+whole archive) only per-photo scalars (ids, locations, 49 tag bits) are held whole."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..competition import ID
+from ..data import grid
+from ..data.readers import iter_metadata
+from ..decoding.select import Choice
+from ..embedding.features import FeatureSet, align, release
+from ..training.variant import Variant
+from .prepare import Inputs
+
+
+def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str) -> Inputs:
+    """What `prepare.load_inputs` gives (the same locations and summary), without holding metadata.csv
+    whole: each chunk keeps only the rows of `ids` (the first line of an id wins, as there)."""
+    rows = align(features, ids, source)
+    index = pd.Index(ids)
+    location = np.full((len(ids), 2), np.nan, dtype=np.float32)
+    irish, found = np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=bool)
+    counts = {"empty": 0, "malformed": 0, "bad_ids": 0}
+    malformed_lines, malformed_refs = [], []
+    for df, skipped, bad in iter_metadata(data_dir):
+        malformed_lines += skipped
+        counts["bad_ids"] += bad
+        pos = index.get_indexer(df[ID].to_numpy())
+        refs = df["grid_reference"].to_numpy(dtype=object)[pos >= 0]
+        pos, first = np.unique(pos[pos >= 0], return_index=True)
+        new = ~found[pos]
+        pos, refs = pos[new], refs[first][new]
+        found[pos] = True
+        where = grid.locate(refs)
+        location[pos], irish[pos] = grid.normalise(where.latlon), where.irish
+        counts["empty"] += where.empty
+        counts["malformed"] += where.malformed_count
+        malformed_refs += [r for r in where.malformed if r not in malformed_refs][:10 - len(malformed_refs)]
+    not_found = int((~found).sum())
+    known = ~np.isnan(location[:, 0])
+    summary = {"rows": len(ids), "missing_images": int(features.missing_images[rows].sum()),
+               "locations": {"rows": len(ids), "known": int(known.sum()), "irish": int(irish.sum()),
+                             "empty": counts["empty"] + not_found, "malformed": counts["malformed"],
+                             "malformed_examples": malformed_refs},
+               "metadata": {"malformed_lines": len(malformed_lines), "malformed_examples": malformed_lines[:10],
+                            "bad_ids": counts["bad_ids"], "not_found": not_found}}
+    return Inputs(ids, features, rows, location, irish, summary)
+
+
+def predict_chunks(variants: dict[str, Variant], choice: Choice, inputs: Inputs, probs_file=None,
+                   chunk: int = 65_536) -> np.ndarray:
+    """The final choice's 0/1 tags for every row of `inputs`, computed `chunk` rows at a time: inputs are
+    fused, standardised and decoded per chunk and the probabilities streamed to `probs_file` (.npy)."""
+    n, tags, out = len(inputs.rows), None, None
+    if probs_file is not None and not str(probs_file).endswith(".npy"):
+        probs_file = f"{probs_file}.npy"  # as np.save names it
+    part_file = None if probs_file is None else Path(f"{probs_file}.part")  # complete or absent, never half
+    try:
+        for start in range(0, max(n, 1), chunk):
+            part = slice(start, start + chunk)
+            fused: dict = {}  # variants sharing a feature spec fuse each chunk once
+            probs = [variants[m].predict_proba(inputs.features, inputs.rows[part], inputs.location[part],
+                                               inputs.irish[part], fused) for m in choice.members]
+            del fused
+            if tags is None:
+                tags = np.empty((n, probs[0].shape[1]), dtype=np.uint8)
+                out = None if part_file is None else _npy_writer(part_file, (n, probs[0].shape[1]))
+            tags[part] = choice.decode(probs)
+            if out is not None:
+                out.write(np.ascontiguousarray(choice.combine(probs), dtype="<f4").tobytes())
+            release(inputs.features)
+    except BaseException:
+        if out is not None:
+            out.close()
+            part_file.unlink(missing_ok=True)
+        raise
+    if out is not None:
+        out.close()
+        part_file.replace(probs_file)
+    return tags
+
+
+def _npy_writer(path, shape: tuple[int, int]):
+    """A .npy file of float32 `shape` whose rows are written in order after the header."""
+    handle = open(path, "wb")
+    np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return handle
