@@ -1,9 +1,13 @@
 """The published "CLIP the Landscape" heads as a run folder: `geocontext heads import PATH... --out RUN`.
 
 The authors published plain state dicts named {linear|mlp}-{img}-{txt}-{loc}[-mixup].pth, trained on
-raw (un-normalised) CLIP ViT-B-32 embeddings (512 image + 512 title) and the grid square's centre min-max
-normalised with the published bounds, [0, 0] where their pipeline found no square (it resolved British
-National Grid references only). Each file becomes a Variant carrying that convention (a FeatureSpec and
+raw (un-normalised) CLIP ViT-B-32 embeddings (512 image + 512 title) and a 2-value location block. Their
+notebooks meant it to be the grid square's centre, min-max normalised with the published bounds, but
+looked each photo's square up with the 0-d tensor id a TensorDataset yields: a tensor never equals an
+int dict key, the lookup raised KeyError and a bare `except` returned [0, 0]. So every published head
+was trained and scored with location [0, 0] for every photo (why their location weights never moved),
+and imported heads get exactly that: a zero location block (FeatureSpec.zero_location), and the
+published strict threshold `> 0.5`. Each file becomes a Variant carrying that convention (a FeatureSpec and
 an identity standardiser), so `predict`, `run --with RUN` and the decoders use it like a trained one.
 
 RUN/ after an import:
@@ -60,7 +64,8 @@ class HeadName:
 
     @property
     def spec(self) -> FeatureSpec:
-        return FeatureSpec(self.modalities, l2_normalize=False, unknown="zero", irish_grid=False)
+        # zero_location: the published notebooks fed [0, 0] for every photo (see the module docstring)
+        return FeatureSpec(self.modalities, l2_normalize=False, unknown="zero", irish_grid=False, zero_location=True)
 
     @property
     def in_dim(self) -> int:
@@ -97,8 +102,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several kinds for non-torch files and refused pickles
-        raise DataError(f"{path}: not a plain PyTorch state dict that loads with weights_only=True"
-                        f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        # PyTorch's own message advises weights_only=False, i.e. running the file's code: never passed on
+        raise DataError(f"{path}: refused: not a plain PyTorch state dict that loads with weights_only=True"
+                        f" ({type(exc).__name__}); it may run code when unpickled") from exc
     if not isinstance(state, Mapping):
         raise DataError(f"{path}: holds a {type(state).__name__}, not a state dict (parameter name -> tensor)")
     others = {k: type(v).__name__ for k, v in state.items() if not isinstance(v, torch.Tensor)}
@@ -244,7 +250,7 @@ def _write_unscored(out: Path, variants: list[Variant], imported: list, publishe
     for v in variants:
         v.save(out / "variants" / v.name)
     label = names[0] if len(names) == 1 else f"mean({len(names)})"
-    choice = Choice(f"{label} / 0.5", names, np.full(len(names), 1 / len(names)), ThresholdDecoder(0.5))
+    choice = Choice(f"{label} / 0.5", names, np.full(len(names), 1 / len(names)), ThresholdDecoder(0.5, strict=True))
     run_info = {"source": SOURCE, "imported": imported, "variants": names, "columns": list(COLUMNS),
                 "final": choice.to_dict()}
     report = {"final": {"name": choice.name, "members": names, "decoder": "0.5"}, "variants": published,
@@ -269,7 +275,7 @@ def _score_on_holdout(out: Path, variants: list[Variant], published: dict, data_
     for v in variants:
         t = time.perf_counter()
         holdout, test = member_probs(prep, v)
-        at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
+        at_half = scores(prep.y_holdout, ThresholdDecoder(0.5, strict=True).decode(holdout), prep.labels.columns)
         save_member(out, v, holdout, test, {"holdout_at_0.5": at_half, **published[v.name]}, members)
         timings[f"predict {v.name}"] = time.perf_counter() - t
         say(f"  {v.name}: hold-out exact match {at_half['exact_match']:.4f} at 0.5")
