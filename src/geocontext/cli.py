@@ -30,7 +30,11 @@ def _predict(args) -> int:
 def _check(args) -> int:
     from .pipeline.check import check
 
-    return 0 if check(args.data, args.features, args.accept_missing)["ok"] else 2
+    problems = check(args.data, args.features, args.accept_missing)["problems"]
+    if problems:
+        more = f" (and {len(problems) - 1} more, above)" if len(problems) > 1 else ""
+        raise DataError(f"a run would stop: {problems[0]}{more}")
+    return 0
 
 
 def _evaluate(args) -> int:
@@ -134,7 +138,7 @@ def _heads_import(args) -> int:
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
     if args.seed is not None:
         config.seed = args.seed
-    import_heads(args.paths, args.out, args.data, args.features, config)
+    import_heads(args.paths, args.out, args.data, args.features, config, args.accept_missing)
     return 0
 
 
@@ -153,6 +157,7 @@ def _add_heads(sub) -> None:
     q.add_argument("--features", type=Path, help="FEATURES folder of raw (un-normalised) ViT-B-32 embeddings")
     q.add_argument("--config", type=Path, help="JSON run configuration: hold-out and decoder settings (no training)")
     q.add_argument("--seed", type=int, help="seed of the hold-out split")
+    q.add_argument("--accept-missing", action="store_true", help=_ACCEPT_MISSING)
     q.set_defaults(func=_heads_import)
 
 

@@ -77,8 +77,9 @@ def _say(summary: dict) -> None:
         for warning in s.get("metadata", {}).get("warnings", []):
             say(f"warning: {warning}")
     for problem in summary["problems"]:
-        say(f"error: {problem}")
-    say("check: a run would stop (see the errors above)" if summary["problems"] else "check: ok, a run would start")
+        say(f"problem: {problem}")
+    say(f"check: a run would stop ({len(summary['problems'])} problem(s))" if summary["problems"] else
+        "check: ok, a run would start")
 
 
 def check(data_dir, features_dir=None, accept_missing: bool = False) -> dict:

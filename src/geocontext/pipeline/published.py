@@ -39,6 +39,7 @@ from ..training.inputs import FeatureSpec, Standardizer
 from ..training.variant import Variant
 from .config import RunConfig
 from .members import Members, member_probs, save_member
+from .outputs import writable_folder
 from .prepare import prepare
 from .run import finish
 
@@ -196,7 +197,8 @@ def _check_out(out: Path) -> None:
             raise DataError(f"{out}: already holds a run that `heads import` did not write; import into a new folder")
 
 
-def import_heads(paths, out_dir, data_dir=None, features_dir=None, config: RunConfig | None = None) -> dict:
+def import_heads(paths, out_dir, data_dir=None, features_dir=None, config: RunConfig | None = None,
+                 accept_missing: bool = False) -> dict:
     """Write a run folder holding the published heads in `paths`.
 
     Without data the final choice is their mean at the published 0.5 threshold. With `data_dir` and
@@ -216,6 +218,7 @@ def import_heads(paths, out_dir, data_dir=None, features_dir=None, config: RunCo
         if v.name in seen:
             raise DataError(f"{p}: a head named {v.name!r} is already imported from {seen[v.name]}")
         seen[v.name] = p
+    writable_folder(out)
     _say_heads(variants)
 
     names = [v.name for v in variants]
@@ -224,7 +227,7 @@ def import_heads(paths, out_dir, data_dir=None, features_dir=None, config: RunCo
     published = {v.name: {"published": v.info["published"]} for v in variants}
     if data_dir is None:
         return _write_unscored(out, variants, imported, published)
-    report = _score_on_holdout(out, variants, published, data_dir, features_dir, config or RunConfig())
+    report = _score_on_holdout(out, variants, published, data_dir, features_dir, config or RunConfig(), accept_missing)
     run_info = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({"source": SOURCE, "imported": imported, "variants": names, **run_info},
                                              indent=2))
@@ -263,10 +266,10 @@ def _write_unscored(out: Path, variants: list[Variant], imported: list, publishe
 
 
 def _score_on_holdout(out: Path, variants: list[Variant], published: dict, data_dir, features_dir,
-                      config: RunConfig) -> dict:
+                      config: RunConfig, accept_missing: bool) -> dict:
     """Each head scored on the seeded hold-out; the final choice made by cross-fitting as `run` does."""
     timings, start = {}, time.perf_counter()
-    prep = prepare(data_dir, features_dir, out, config.holdout_fraction, config.seed, config.max_tags)
+    prep = prepare(data_dir, features_dir, out, config.holdout_fraction, config.seed, config.max_tags, accept_missing)
     if tuple(prep.labels.columns) != COLUMNS:
         raise DataError(f"{data_dir}: train.csv's tag columns differ from the 49 the published heads predict")
     timings["load"] = time.perf_counter() - start
