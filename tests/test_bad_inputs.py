@@ -221,8 +221,10 @@ def test_bad_input_stops_in_one_line_and_keeps_out(case, clean, tmp_path, capsys
             for a in case.argv(data, feats, out, tmp_path)]
     capsys.readouterr()
     assert main(argv) == 2
-    err = capsys.readouterr().err
+    said = capsys.readouterr()
+    err = said.err
     assert re.search(case.says, err), err
+    assert "training " not in said.out and "reusing " not in said.out  # refused before any training
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert "weights_only=False" not in err
     assert snapshot(out) == before  # nothing already computed is lost
