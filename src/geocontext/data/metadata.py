@@ -2,15 +2,18 @@
 
 A CSV parser lets a quoted field run on over line ends, so one unbalanced quote in a title swallows
 the following lines into that title (and the next grid reference into the wrong photo). Geograph
-titles hold no line breaks, so each physical line here is one record: lines without a quote (most)
-are split by pandas in one pass; lines with quotes are parsed one by one with the csv module, and a
-line that does not parse into the header's fields is reported by its line number and id.
+titles hold no line breaks, so each physical line here is one record. Quotes and commas are counted per
+line on the raw bytes (numpy, no per-line Python); lines without quotes and with the header's number of
+fields, and lines with balanced quotes, go to pandas' C parser in one pass each; the few lines with an
+odd number of quotes are parsed one by one. A line that does not parse into the header's fields is
+reported by its physical line number and id.
 """
 from __future__ import annotations
 
 import csv
 import io
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -20,74 +23,117 @@ from ..errors import DataError
 
 FIELDS = (ID, "title", "grid_reference")
 _LEADING_ID = re.compile(r'^\s*"?\s*(\d+)')
+_SKIPPED = re.compile(r"Skipping line (\d+)")
 
 
-def _lines(raw: bytes, encoding: str) -> list[str]:
-    text = raw.decode(encoding, errors="replace")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text.splitlines()
+class _Lines:
+    """Physical lines of a file as byte ranges, with per-line counts of quotes and commas."""
+
+    def __init__(self, raw: bytes):
+        self.buf = np.frombuffer(raw, dtype=np.uint8)
+        ends = np.flatnonzero(self.buf == 10)
+        if len(self.buf) and (not len(ends) or ends[-1] != len(self.buf) - 1):
+            ends = np.append(ends, len(self.buf))
+        self.starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+        self.ends = ends
+        self.quotes, self.commas = self._count(34), self._count(44)  # '"' and ','
+        # Blank lines (only whitespace) are rare: only lines without a comma or quote are looked at.
+        self.solid = np.ones(len(self.starts), dtype=bool)
+        for i in np.flatnonzero((self.commas == 0) & (self.quotes == 0)).tolist():
+            self.solid[i] = bool(self.buf[self.starts[i]:self.ends[i]].tobytes().strip())
+
+    def _count(self, byte: int) -> np.ndarray:
+        """How many times `byte` occurs on each line."""
+        line = np.searchsorted(self.starts, np.flatnonzero(self.buf == byte), side="right") - 1
+        return np.bincount(line, minlength=len(self.starts))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def text(self, i: int, encoding: str) -> str:
+        return self.buf[self.starts[i]:self.ends[i]].tobytes().decode(encoding, errors="replace").rstrip("\r")
+
+    def join(self, selected: np.ndarray) -> bytes:
+        """The bytes of the selected lines, each ending in a newline."""
+        sizes = np.diff(np.append(self.starts, len(self.buf)))
+        keep = np.repeat(selected, sizes)
+        out = self.buf[keep].tobytes()
+        return out if out.endswith(b"\n") or not out else out + b"\n"
 
 
-def _quoted_records(lines: list[str], numbers: np.ndarray, width: int) -> tuple[list, list[int]]:
-    """Parse the lines that hold quotes one by one; (records, line numbers that do not parse)."""
+def _parse_together(data: bytes, header: list[str], encoding: str, quoting: int) -> tuple[pd.DataFrame, list[int]]:
+    """Parse newline-joined records with pandas; (frame, 1-based positions of the records it skipped)."""
+    if not data:
+        return pd.DataFrame(columns=header, dtype=str), []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(io.BytesIO(data), header=None, names=header, dtype=str, keep_default_na=False,
+                            quoting=quoting, on_bad_lines="warn", encoding=encoding, encoding_errors="replace",
+                            skip_blank_lines=False)
+    return frame, [int(n) for w in caught for n in _SKIPPED.findall(str(w.message))]
+
+
+def _parse_each(lines: _Lines, index: np.ndarray, width: int, encoding: str) -> tuple[list, list[int]]:
+    """Parse lines one by one (the few with unbalanced quotes); (records, indices that do not parse)."""
     records, bad = [], []
-    for number, line in zip(numbers.tolist(), lines):
+    for i in index.tolist():
         try:
-            fields = next(csv.reader([line], strict=True))
+            fields = next(csv.reader([lines.text(i, encoding)], strict=True))
         except (csv.Error, StopIteration):
-            bad.append(number)
-            continue
-        if len(fields) != width:
-            bad.append(number)
-            continue
-        records.append((number, fields))
+            fields = []
+        (records.append((i, fields)) if len(fields) == width else bad.append(i))
     return records, bad
-
-
-def _malformed(name: str, number: int, line: str) -> str:
-    found = _LEADING_ID.match(line)
-    return f"{name}:{number}" + (f" (id {found.group(1)})" if found else "")
 
 
 def parse_metadata(raw: bytes, encoding: str, name: str) -> tuple[pd.DataFrame, list[str], list[str]]:
     """(gridimage_id, title, grid_reference) rows of one metadata file; malformed lines as "file:line (id N)";
     lines whose id is not a number as "file:line". Titles of only spaces become ''."""
-    every = _lines(raw, encoding)
-    skip = next((i for i, line in enumerate(every) if line.strip()), None)
-    if skip is None:
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    lines = _Lines(raw)
+    visible = np.flatnonzero(lines.solid)
+    if not len(visible):
         raise DataError(f"{name}: the file is empty")
-    lines = every[skip:]
-    header = next(csv.reader([lines[0]]))
+    first = int(visible[0])
+    header = next(csv.reader([lines.text(first, encoding)]))
     missing = [c for c in FIELDS if c not in header]
     if missing:
         raise DataError(f"{name}: missing column(s) {missing} (expected gridimage_id, title, grid_reference)")
     width = len(header)
-    body = pd.Series(lines[1:], dtype=object)
-    numbers = np.arange(skip + 2, len(every) + 1)  # physical line numbers, 1-based
-    blank = body.str.strip().eq("").to_numpy()
-    quoted = body.str.contains('"', regex=False).to_numpy() & ~blank
-    plain = ~quoted & ~blank
-    commas = body.str.count(",").to_numpy()
-    plain_ok = plain & (commas == width - 1)
-    bad = np.flatnonzero(plain & ~plain_ok).tolist()
-    frame = pd.read_csv(io.StringIO("\n".join(body[plain_ok])), header=None, names=header, dtype=str,
-                        keep_default_na=False, quoting=csv.QUOTE_NONE) if plain_ok.any() else \
-        pd.DataFrame(columns=header, dtype=str)
-    frame.insert(0, "_line", numbers[plain_ok])
-    records, bad_quoted = _quoted_records(body[quoted].tolist(), numbers[quoted], width)
+    body = (np.arange(len(lines)) > first) & lines.solid
+    plain = body & (lines.quotes == 0)
+    plain_ok = plain & (lines.commas == width - 1)  # without quotes, commas count the fields exactly
+    balanced = body & (lines.quotes > 0) & (lines.quotes % 2 == 0)
+    bad = list(np.flatnonzero(plain & ~plain_ok))
+    parts = []
+    for selected, quoting in ((plain_ok, csv.QUOTE_NONE), (balanced, csv.QUOTE_MINIMAL)):
+        index = np.flatnonzero(selected)
+        frame, skipped = _parse_together(lines.join(selected), header, encoding, quoting)
+        kept = np.delete(index, np.asarray(skipped, dtype=np.int64) - 1)
+        if len(frame) != len(kept):  # a quote still ran over a line end: fall back to one line at a time
+            records, wrong = _parse_each(lines, index, width, encoding)
+            frame = pd.DataFrame([f for _, f in records], columns=header, dtype=str)
+            kept, skipped_index = np.array([i for i, _ in records], dtype=np.int64), wrong
+        else:
+            skipped_index = index[np.asarray(skipped, dtype=np.int64) - 1].tolist()
+        bad += skipped_index
+        parts.append(frame.assign(_line=kept))
+    records, wrong = _parse_each(lines, np.flatnonzero(body & (lines.quotes % 2 == 1)), width, encoding)
+    bad += wrong
     if records:
-        extra = pd.DataFrame([f for _, f in records], columns=header, dtype=str)
-        extra.insert(0, "_line", [n for n, _ in records])
-        frame = pd.concat([frame, extra], ignore_index=True).sort_values("_line", kind="stable")
-    by_number = dict(zip(numbers.tolist(), lines[1:]))
-    malformed = sorted([int(numbers[i]) for i in bad] + bad_quoted)
-    malformed = [_malformed(name, n, by_number[n]) for n in malformed]
-    ids = pd.to_numeric(frame[ID].str.strip(), errors="coerce")
+        parts.append(pd.DataFrame([f for _, f in records], columns=header, dtype=str)
+                     .assign(_line=[i for i, _ in records]))
+    frame = pd.concat(parts, ignore_index=True).sort_values("_line", kind="stable")
+    malformed = []
+    for i in sorted(int(b) for b in bad):
+        found = _LEADING_ID.match(lines.text(i, encoding))
+        malformed.append(f"{name}:{i + 1}" + (f" (id {found.group(1)})" if found else ""))
+    ids = pd.to_numeric(frame[ID], errors="coerce")
     ok = ids.notna().to_numpy() & (ids.to_numpy(dtype=float, na_value=np.nan) % 1 == 0)
-    bad_ids = [f"{name}:{n}" for n in frame["_line"].to_numpy()[~ok].tolist()]
+    bad_ids = [f"{name}:{n + 1}" for n in frame["_line"].to_numpy()[~ok].tolist()]
     frame = frame[ok]
-    title = frame["title"].str.strip()
-    out = pd.DataFrame({ID: ids[ok].astype(np.int64).to_numpy(), "title": frame["title"].where(title != "", "").to_numpy(),
-                        "grid_reference": frame["grid_reference"].str.strip().to_numpy()})
+    title = frame["title"].fillna("")
+    title = title.where(~title.str.isspace().astype(bool), "")  # only spaces: no title
+    out = pd.DataFrame({ID: ids[ok].astype(np.int64).to_numpy(), "title": title.to_numpy(dtype=object),
+                        "grid_reference": frame["grid_reference"].fillna("").to_numpy(dtype=object)})
     return out, malformed, bad_ids
