@@ -5,8 +5,7 @@ import pandas as pd
 import pytest
 from conftest import shared_file
 
-from geocontext.competition import COLUMNS
-from geocontext.competition import image_path
+from geocontext.competition import COLUMNS, image_path
 from geocontext.data import readers as data
 from geocontext.errors import DataError
 
@@ -86,7 +85,7 @@ def test_metadata_skips_and_counts_malformed_lines(tmp_path):
     meta = data.read_metadata(tmp_path, np.array([4, 1, 5, 9]))
     assert meta.title.tolist() == ["Quoted, fine", "River Tamar", "Café view", ""]
     assert meta.grid_reference.tolist() == ["NT2673", "SX4356", "O1534", ""]
-    assert meta.malformed_lines == ("metadata.csv:3",)
+    assert meta.malformed_lines == ("metadata.csv:3 (id 2)",)
     assert meta.bad_ids == 1 and meta.not_found == 1
 
 

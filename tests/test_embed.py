@@ -82,6 +82,7 @@ def config(tiny, **kw) -> EmbedConfig:
     enc = {k: kw.pop(k) for k in ("pretrained", "random_weights", "precision", "seed") if k in kw}
     enc.setdefault("random_weights", "pretrained" not in enc)
     kw.setdefault("workers", 0)
+    kw.setdefault("accept_missing", True)  # 1 of the 8 test photos is missing, by design
     return EmbedConfig(EncoderConfig(model=tiny, **enc), **kw)
 
 
@@ -196,10 +197,12 @@ def test_cli_reports_missing_weights_and_wires_embed_and_merge(data_dir, tiny, t
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert main(["embed", "--data", str(data_dir), "--out", str(tmp_path / "f")]) == 2
+    assert "test: 1 of 8 photos (12.5%) listed in test.csv are in neither" in capsys.readouterr().err  # before loading
+    assert main(["embed", "--data", str(data_dir), "--out", str(tmp_path / "f"), "--accept-missing"]) == 2
     assert "--pretrained /path/to/open_clip_pytorch_model.bin" in capsys.readouterr().err
     assert not (tmp_path / "f").exists()  # nothing written before the weights are there
     assert main(["embed", "--data", str(data_dir), "--out", str(tmp_path / "f"), "--shard", "5/4"]) == 2
-    base = ["--data", str(data_dir), "--split", "test", "--model", tiny, "--random-weights", "--workers", "0",
+    base = ["--data", str(data_dir), "--split", "test", "--model", tiny, "--random-weights", "--workers", "0", "--accept-missing",
             "--batch-size", "4", "--chunk-size", "4"]
     for i in (1, 2):
         assert main(["embed", *base, "--out", str(tmp_path / f"s{i}"), "--shard", f"{i}/2"]) == 0
@@ -311,7 +314,8 @@ def test_vit_b_32_bf16_agrees_with_fp32(data_dir, tmp_path):
     bf16) must give the fp32 embeddings' directions (cosine > 0.99)."""
     outs = {}
     for precision in ("fp32", "bf16"):
-        cfg = EmbedConfig(EncoderConfig(random_weights=True, precision=precision), batch_size=4, workers=0)
+        cfg = EmbedConfig(EncoderConfig(random_weights=True, precision=precision), batch_size=4, workers=0,
+                          accept_missing=True)
         embed(data_dir, tmp_path / precision, ["test"], cfg)
         outs[precision] = arrays(tmp_path / precision, "test")
     (ids, img32, txt32, meta), (_, img16, txt16, _) = outs["fp32"], outs["bf16"]

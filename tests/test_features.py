@@ -55,11 +55,11 @@ def test_fuse_layout_with_flags(folder):
     fs = load_features(folder, "train")
     loc = np.array([[0.5, 0.25], [np.nan, np.nan], [0.1, 0.2], [0.3, 0.4]], dtype=np.float32)
     x = fuse(FeatureSpec(), fs, np.array([0, 1, 2, 3]), loc)
-    assert x.shape == (4, 3 + 1 + 3 + 2 + 1)
+    assert x.shape == (4, 3 + 1 + 3 + 1 + 2 + 1)
     assert np.allclose(np.linalg.norm(x[[0, 1, 3], :3], axis=1), 1)  # image rows L2-normalised
     assert x[2, :3].tolist() == [0, 0, 0] and x[:, 3].tolist() == [0, 0, 1, 0]  # missing photo flagged
-    assert np.allclose(np.linalg.norm(x[:, 4:7], axis=1), 1)
-    assert x[0, 7:].tolist() == [0.5, 0.25, 0] and x[1, 7:].tolist() == [0, 0, 1]  # unknown square flagged
+    assert np.allclose(np.linalg.norm(x[:, 4:7], axis=1), 1) and x[:, 7].tolist() == [0, 0, 0, 0]  # titles there
+    assert x[0, 8:].tolist() == [0.5, 0.25, 0] and x[1, 8:].tolist() == [0, 0, 1]  # unknown square flagged
 
 
 def test_fuse_published_convention_and_row_order(folder):
@@ -115,7 +115,8 @@ def test_looks_normalised_reads_meta_then_rows(folder):
 
 def test_spec_validation_and_names():
     assert FeatureSpec(("image", "location")).name == "img-loc"
-    assert FeatureSpec(("title",)).dim(512) == 512 and FeatureSpec().dim(512) == 1028
+    assert FeatureSpec(("title",)).dim(512) == 513 and FeatureSpec().dim(512) == 1029
+    assert FeatureSpec(("title",), unknown="zero").dim(512) == 512
     with pytest.raises(ValueError, match="keep the order"):
         FeatureSpec(("title", "image"))
     with pytest.raises(ValueError, match="subset of"):

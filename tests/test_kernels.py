@@ -19,6 +19,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
+
+from geocontext.cli import main, verbs
+from geocontext.data.readers import read_labels, read_test_ids
+from geocontext.data.submission import read_submission, validate
+from geocontext.kaggle import runtime
 from geocontext.kaggle.render import (
     PLACEHOLDER,
     RenderError,
@@ -29,11 +34,6 @@ from geocontext.kaggle.render import (
     render_all,
     string_literal,
 )
-
-from geocontext.cli import main, verbs
-from geocontext.data.readers import read_labels, read_test_ids
-from geocontext.data.submission import read_submission, validate
-from geocontext.kaggle import runtime
 from geocontext.synthetic.types_data import BAD_LINES, write_dataset
 from geocontext.typetags.checkpoint import REQUIRED, load_checkpoint
 from geocontext.typetags.classifier import type_probabilities as predict_proba

@@ -31,9 +31,9 @@ def setup(demo_data, demo_features, tmp_path_factory):
     run(demo_data, demo_features, run_dir, small_config())
     encoder = ["--model", str(tiny), "--random-weights", "--seed", "4", "--device", "cpu", "--precision", "fp32"]
     assert main(["embed", "--data", str(demo_data), "--out", str(work / "features"), "--split", "test",
-                 "--workers", "0", *encoder]) == 0
+                 "--workers", "0", "--accept-missing", *encoder]) == 0
     assert main(["predict", "--run", str(run_dir), "--data", str(demo_data), "--features", str(work / "features"),
-                 "--out", str(work / "sub.csv.zip"), "--probs", str(work / "probs.npy")]) == 0
+                 "--out", str(work / "sub.csv.zip"), "--probs", str(work / "probs.npy"), "--accept-missing"]) == 0
     return run_dir, encoder, work
 
 
@@ -107,7 +107,7 @@ def test_without_grid_references_the_location_is_unknown_as_in_predict(setup, de
     meta = pd.read_csv(demo_data / "metadata.csv", on_bad_lines="skip").assign(grid_reference="")
     meta.to_csv(blank / "metadata.csv", index=False)
     assert main(["predict", "--run", str(run_dir), "--data", str(blank), "--features", str(work / "features"),
-                 "--out", str(tmp_path / "s.csv.zip"), "--probs", str(tmp_path / "p.npy")]) == 0
+                 "--out", str(tmp_path / "s.csv.zip"), "--probs", str(tmp_path / "p.npy"), "--accept-missing"]) == 0
     ids = read_test_ids(demo_data)[:10]
     with QueueStandIn([{"rows": rows_for(demo_data, ids, with_grid=False)}], photos=demo_data) as queue:
         queue.replies[0]["prefix"] = f"{queue.base}/photos/"

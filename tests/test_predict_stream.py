@@ -51,7 +51,7 @@ def test_streamed_inputs_equal_load_inputs(demo_data, demo_features, monkeypatch
     features = load_features(demo_features, "test")
     ids = features.ids[::-1].copy()  # not in file order
     whole = load_inputs(demo_data, demo_features, "test", ids, "ids")
-    monkeypatch.setattr(stream, "iter_metadata", lambda data_dir: iter_metadata(data_dir, chunk_rows=7))
+    monkeypatch.setattr(stream, "iter_metadata", lambda data_dir: iter_metadata(data_dir, chunk_bytes=300))
     streamed = streamed_inputs(demo_data, features, ids, "ids")
     np.testing.assert_array_equal(streamed.rows, whole.rows)
     np.testing.assert_array_equal(streamed.location, whole.location)

@@ -16,14 +16,24 @@ def _run(args) -> int:
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
     if args.seed is not None:
         config.seed = args.seed
-    run(args.data, args.features, args.out, config, with_runs=args.with_runs)
+    run(args.data, args.features, args.out, config, with_runs=args.with_runs, accept_missing=args.accept_missing)
     return 0
 
 
 def _predict(args) -> int:
     from .pipeline.predict import predict
 
-    predict(args.run, args.data, args.features, args.out, args.probs, args.split)
+    predict(args.run, args.data, args.features, args.out, args.probs, args.split, args.accept_missing)
+    return 0
+
+
+def _check(args) -> int:
+    from .pipeline.check import check
+
+    problems = check(args.data, args.features, args.accept_missing)["problems"]
+    if problems:
+        more = f" (and {len(problems) - 1} more, above)" if len(problems) > 1 else ""
+        raise DataError(f"a run would stop: {problems[0]}{more}")
     return 0
 
 
@@ -71,7 +81,8 @@ def _add_embed_verb(sub) -> None:
 
         if args.data is None or args.out is None:
             raise ValueError("embed needs --data DATA and --out FEATURES (or: embed merge ...)")
-        config = EmbedConfig(encoder_config(args), args.batch_size, args.workers, args.chunk_size, parse_shard(args.shard))
+        config = EmbedConfig(encoder_config(args), args.batch_size, args.workers, args.chunk_size, parse_shard(args.shard),
+                             args.accept_missing)
         embed(args.data, args.out, parse_splits(args.split), config)
         return 0
 
@@ -94,6 +105,8 @@ def _add_embed_verb(sub) -> None:
     p.add_argument("--shard", default="1/1", help="I/N: embed the I-th of N slices (N machines in parallel)")
     p.add_argument("--chunk-size", type=int, default=2048, help="photos per chunk file (default: 2048); all shards"
                    " of one FEATURES folder must use the same")
+    p.add_argument("--accept-missing", action="store_true", help="go on when more than 1%% of a split's photos are"
+                   " in neither {split}_images/ nor extra_images/ (they are embedded as missing)")
     p.set_defaults(func=embed)
     actions = p.add_subparsers(dest="embed_action", metavar="merge")
     m = actions.add_parser("merge", help="join embedding outputs (e.g. one per --shard) into one FEATURES folder",
@@ -113,7 +126,7 @@ def _heads_import(args) -> int:
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
     if args.seed is not None:
         config.seed = args.seed
-    import_heads(args.paths, args.out, args.data, args.features, config)
+    import_heads(args.paths, args.out, args.data, args.features, config, args.accept_missing)
     return 0
 
 
@@ -132,7 +145,12 @@ def _add_heads(sub) -> None:
     q.add_argument("--features", type=Path, help="FEATURES folder of raw (un-normalised) ViT-B-32 embeddings")
     q.add_argument("--config", type=Path, help="JSON run configuration: hold-out and decoder settings (no training)")
     q.add_argument("--seed", type=int, help="seed of the hold-out split")
+    q.add_argument("--accept-missing", action="store_true", help=_ACCEPT_MISSING)
     q.set_defaults(func=_heads_import)
+
+
+_ACCEPT_MISSING = ("go on when more than 1%% of a split's photos are missing (no finite image embedding); they are"
+                   " treated as missing photos")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the hold-out split")
     p.add_argument("--with", dest="with_runs", nargs="+", type=Path, default=[], metavar="RUN",
                    help="also use the variants of these run folders (e.g. imported published heads) as ensemble members")
+    p.add_argument("--accept-missing", action="store_true", help=_ACCEPT_MISSING)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("predict", help="tag another set of photos with a finished run (no retraining)")
@@ -157,7 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="FEATURES split to tag (default: test)")
     p.add_argument("--out", required=True, type=Path, help="submission file to write (.csv.zip)")
     p.add_argument("--probs", type=Path, help="also save the final per-tag probabilities (.npy, rows in the features' id order)")
+    p.add_argument("--accept-missing", action="store_true", help=_ACCEPT_MISSING)
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("check", help="read and check DATA (and FEATURES) as a run would, train nothing, print one summary",
+                       description="Run every reader and validator a run uses, without training: rows per split,"
+                       " missing photos, non-finite feature rows, unknown and malformed grid references, malformed"
+                       " metadata lines, tag columns. Exits 2 when a run would stop.")
+    p.add_argument("--data", required=True, type=Path, help="DATA folder in the competition's layout")
+    p.add_argument("--features", type=Path, help="FEATURES folder (train/ and test/) to check too")
+    p.add_argument("--accept-missing", action="store_true", help="judge as a run with --accept-missing would")
+    p.set_defaults(func=_check)
 
     p = sub.add_parser("evaluate", help="score a submission against a solution file, leaderboard-style")
     p.add_argument("--submission", required=True, type=Path, help="submission .csv.zip or .csv")
@@ -197,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_types_parser(sub)
-    from .labeller.verbs import add_parser as add_label_parser  # `label`: workers for Geograph's queue
+    from .labeller.verbs import (
+        add_parser as add_label_parser,  # `label`: workers for Geograph's queue
+    )
 
     add_label_parser(sub)
     _add_heads(sub)

@@ -6,6 +6,7 @@ the competition's train.csv); the demo uses it to draw realistic labels.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -87,6 +88,45 @@ BY_COLUMN: dict[str, Tag] = {t.column: t for t in TAGS}
 def image_path(data_dir: str | Path, split: str, gridimage_id: int) -> Path:
     """Where the competition keeps a photo: {split}_images/{id // 10000:05d}/{id}.jpg."""
     return Path(data_dir) / f"{split}_images" / f"{gridimage_id // 10000:05d}" / f"{gridimage_id}.jpg"
+
+
+# The competition archive lacks some training photos; the published notebooks ship them in a separate
+# extra_images/ folder (same layout) that users were told to rsync into train_images/, which Kaggle's
+# read-only input forbids: the kit looks in both.
+EXTRA_IMAGES = "extra_images"
+MISSING_LIMIT = 0.01  # a split with a larger share of photos missing stops unless the user accepts it
+
+
+def _listed_ids(folder: Path) -> np.ndarray:
+    """Ids of the NNNNN/ID.jpg files under `folder` (directory listings only: no stat per photo)."""
+    found = []
+    if folder.is_dir():
+        for sub in os.scandir(folder):
+            if sub.is_dir():
+                found += [e.name[:-4] for e in os.scandir(sub.path) if e.name.endswith(".jpg")]
+    ids = np.array([int(n) for n in found if n.isdigit()], dtype=np.int64)
+    return ids
+
+
+def photo_paths(data_dir: str | Path, split: str, ids: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Where each photo is, {split}_images/ first, then extra_images/; and a mask of those in neither."""
+    ids = np.asarray(ids, dtype=np.int64)
+    main = np.isin(ids, _listed_ids(Path(data_dir) / f"{split}_images"))
+    extra = ~main & np.isin(ids, _listed_ids(Path(data_dir) / EXTRA_IMAGES))
+    paths = [str(image_path(data_dir, split, int(i))) for i in ids]
+    for k in np.flatnonzero(extra):
+        paths[k] = str(Path(data_dir) / EXTRA_IMAGES / f"{ids[k] // 10000:05d}" / f"{ids[k]}.jpg")
+    return paths, ~(main | extra)
+
+
+def missing_share_error(split: str, missing_ids: np.ndarray, total: int, what: str, flag: str) -> str:
+    """'' when at most MISSING_LIMIT of a split's photos are missing; else the message that stops the run."""
+    if total == 0 or len(missing_ids) <= MISSING_LIMIT * total:
+        return ""
+    return (f"{split}: {len(missing_ids)} of {total} photos ({len(missing_ids) / total:.1%}) {what}"
+            f" (e.g. gridimage_id {', '.join(map(str, np.asarray(missing_ids)[:5]))}); more than"
+            f" {MISSING_LIMIT:.0%} missing usually means a wrong or incomplete DATA folder. Pass {flag} to go on"
+            " with them as missing photos")
 
 
 def ensure_one_tag(tags: np.ndarray, scores: np.ndarray) -> np.ndarray:

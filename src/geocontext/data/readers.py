@@ -5,7 +5,6 @@ Every reader checks the file's shape and raises `DataError` naming the file, lin
 from __future__ import annotations
 
 import re
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,9 @@ import pandas as pd
 
 from ..competition import ID
 from ..errors import DataError
+from .metadata import parse_metadata
 
 _TAG_COLUMN = re.compile(r"^tag\d+$")
-_SKIPPED_LINE = re.compile(r"Skipping line (\d+)")
 
 
 @dataclass(frozen=True)
@@ -45,15 +44,19 @@ class Metadata:
     malformed_lines: tuple[str, ...]  # "file:line" of each line the CSV parser had to skip
     bad_ids: int  # parsed lines whose gridimage_id is not a number
     not_found: int  # ids asked for that no metadata row describes
+    warnings: tuple[str, ...] = ()
 
 
 def find(data_dir: str | Path, *names: str) -> Path | None:
-    """The first of `names` that exists in `data_dir`, or None."""
-    for name in names:
-        path = Path(data_dir) / name
-        if path.exists():
-            return path
-    return None
+    """The first of `names` that exists in `data_dir`, or None. Both X.csv and X.csv.zip there is
+    ambiguous (which is current?) and refused rather than guessed."""
+    present = [Path(data_dir) / n for n in names if (Path(data_dir) / n).exists()]
+    for path in present:
+        twin = path.with_name(path.name + ".zip")
+        if twin in present:
+            raise DataError(f"{Path(data_dir)}: both {path.name} and {twin.name} are there; keep one (the kit will"
+                            " not guess which is current)")
+    return present[0] if present else None
 
 
 def require(data_dir: str | Path, *names: str) -> Path:
@@ -141,9 +144,58 @@ def read_labels(path: str | Path, columns: tuple[str, ...] | None = None) -> Lab
     return Labels(ids, raw.astype(np.uint8), tuple(columns))
 
 
+def tag_contract(data_dir: str | Path) -> tuple[str, ...] | None:
+    """The tag columns tags-top.csv lists (its `col`), or None when DATA has no tags-top.csv."""
+    path = find(data_dir, "tags-top.csv")
+    if path is None:
+        return None
+    table = read_table(path, skip_blank_lines=True)
+    if "col" not in table.columns:
+        raise DataError(f"{path}: no 'col' column (expected tag_id,prefix,tag,col,grouping,description)")
+    return tuple(table["col"].astype(str).str.strip())
+
+
+def data_columns(data_dir: str | Path) -> tuple[str, ...] | None:
+    """DATA's tag columns: tags-top.csv's when present, else train.csv's header's; None with neither."""
+    contract = tag_contract(data_dir)
+    if contract is not None:
+        return contract
+    path = find(data_dir, "train.csv", "train.csv.zip")
+    if path is None:
+        return None
+    return tuple(c for c in read_table(path, nrows=0).columns if _TAG_COLUMN.match(str(c)))
+
+
+def published_order(columns) -> tuple[str, ...]:
+    """`columns` in the published order (the real train.csv's: competition.COLUMNS), others after in theirs."""
+    from ..competition import COLUMNS
+
+    rank = {c: i for i, c in enumerate(COLUMNS)}
+    return tuple(sorted(columns, key=lambda c: rank.get(c, len(COLUMNS))))
+
+
+def check_columns(found, contract, path) -> None:
+    """`found` must be exactly the columns of `contract` (any order)."""
+    missing = [c for c in contract if c not in found]
+    extra = [c for c in found if c not in contract]
+    if missing or extra:
+        raise DataError(f"{path}: tag columns differ from the {len(contract)} of tags-top.csv (missing"
+                        f" {missing[:5]}, unexpected {extra[:5]}); every run and submission needs exactly those")
+
+
 def read_train_labels(data_dir: str | Path) -> Labels:
-    """train.csv (or train.csv.zip), plus train-extra.csv when present, in train.csv's column order."""
-    main = read_labels(require(data_dir, "train.csv", "train.csv.zip"))
+    """train.csv (or train.csv.zip), plus train-extra.csv when present, in the published column order.
+
+    With tags-top.csv in DATA its 49 columns are the contract: train.csv must have exactly those."""
+    path = require(data_dir, "train.csv", "train.csv.zip")
+    main = read_labels(path)
+    contract = tag_contract(data_dir)
+    if contract is not None:
+        check_columns(main.columns, contract, path)
+    order = published_order(main.columns)
+    if order != main.columns:
+        index = [main.columns.index(c) for c in order]
+        main = Labels(main.ids, np.ascontiguousarray(main.y[:, index]), order)
     extra_path = find(data_dir, "train-extra.csv", "train-extra.csv.zip")
     if extra_path is None:
         return main
@@ -168,58 +220,53 @@ def read_test_ids(data_dir: str | Path) -> np.ndarray:
     return read_ids(require(data_dir, "test.csv", "test.csv.zip"))
 
 
-def _read_metadata_file(path: Path, encoding: str) -> tuple[pd.DataFrame, list[str], int]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", pd.errors.ParserWarning)
-        df = read_table(path, dtype=str, keep_default_na=False, on_bad_lines="warn", encoding=encoding,
-                        encoding_errors="replace")
-    skipped = [f"{path.name}:{n}" for w in caught for n in _SKIPPED_LINE.findall(str(w.message))]
-    df, bad = _clean_metadata(df, path)
-    return df, skipped, bad
-
-
-def _clean_metadata(df: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, int]:
-    missing = [c for c in (ID, "title", "grid_reference") if c not in df.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing} (expected gridimage_id, title, grid_reference)")
-    df = df[[ID, "title", "grid_reference"]]
-    ids = pd.to_numeric(df[ID], errors="coerce")
-    ok = ids.notna().to_numpy()
-    df = df[ok].assign(**{ID: ids[ok].astype(np.int64)})
-    return df, int((~ok).sum())
-
-
 def _metadata_sources(data_dir) -> list[tuple[Path, str]]:
     sources = [(find(data_dir, "metadata.csv", "metadata.csv.zip"), "utf-8"),
                (find(data_dir, "metadata-extra.csv", "metadata-extra.csv.zip"), "latin-1")]
     return [(path, encoding) for path, encoding in sources if path is not None]
 
 
-def iter_metadata(data_dir: str | Path, chunk_rows: int = 250_000):
-    """metadata.csv[.zip] then metadata-extra.csv, `chunk_rows` lines at a time, read and checked as
-    `read_metadata` reads them: yields (frame of gridimage_id, title, grid_reference; skipped malformed
-    lines; rows whose id is not an integer). Memory stays flat whatever the file's size."""
+def _read_metadata_file(path: Path, encoding: str) -> tuple[pd.DataFrame, list[str], list[str]]:
+    with open_csv(path) as handle:
+        raw = handle.read()
+    return parse_metadata(raw, encoding, path.name)
+
+
+def iter_metadata(data_dir: str | Path, chunk_bytes: int = 64 << 20):
+    """metadata.csv[.zip] then metadata-extra.csv, about `chunk_bytes` of whole lines at a time, parsed
+    as `read_metadata` parses them (line by line, malformed lines named by their line in the file):
+    yields (frame of gridimage_id, title, grid_reference; malformed lines; lines with a non-integer id).
+    Memory stays flat whatever the file's size."""
     for path, encoding in _metadata_sources(data_dir):
-        with open_csv(path) as handle, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", pd.errors.ParserWarning)
-            try:
-                for df in pd.read_csv(handle, dtype=str, keep_default_na=False, on_bad_lines="warn",
-                                      encoding=encoding, encoding_errors="replace", chunksize=chunk_rows):
-                    skipped = [f"{path.name}:{n}" for w in caught for n in _SKIPPED_LINE.findall(str(w.message))]
-                    caught.clear()
-                    df, bad = _clean_metadata(df, path)
-                    yield df, skipped, bad
-            except (pd.errors.ParserError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as exc:
-                raise DataError(f"{path}: cannot parse as CSV ({exc})") from exc
-            except pd.errors.EmptyDataError as exc:
-                raise DataError(f"{path}: the file is empty") from exc
+        with open_csv(path) as handle:
+            header, lines_before, rest = None, 0, b""
+            while True:
+                block = handle.read(chunk_bytes)
+                data = rest + block
+                cut = data.rfind(b"\n") + 1 if block else len(data)
+                if block and cut == 0:  # one line longer than a chunk: read on
+                    rest = data
+                    continue
+                data, rest = data[:cut], data[cut:]
+                if data.strip():
+                    if header is None:
+                        body = data.removeprefix(b"\xef\xbb\xbf")
+                        start = len(body) - len(body.lstrip())
+                        header = body[start:body.index(b"\n", start) + 1] if b"\n" in body[start:] else body
+                        yield parse_metadata(data, encoding, path.name)
+                    else:  # the header again, so the chunk parses alone; line numbers stay the file's
+                        yield parse_metadata(header + data, encoding, path.name, line_offset=lines_before - 1)
+                lines_before += data.count(b"\n")
+                if not block:
+                    break
 
 
 def read_metadata(data_dir: str | Path, ids: np.ndarray) -> Metadata:
     """Titles and grid references for `ids` from metadata.csv[.zip] (+ latin-1 metadata-extra.csv).
 
-    Malformed lines are skipped and counted, never fatal: one bad line must not cost a whole run."""
-    frames, malformed, bad_ids = [], [], 0
+    Malformed lines are skipped and counted by line number and id, never fatal and never shifting data
+    between photos (see data.metadata)."""
+    frames, malformed, bad_ids = [], [], []
     for path, encoding in _metadata_sources(data_dir):
         df, skipped, bad = _read_metadata_file(path, encoding)
         frames.append(df)
@@ -228,7 +275,8 @@ def read_metadata(data_dir: str | Path, ids: np.ndarray) -> Metadata:
     ids = np.asarray(ids, dtype=np.int64)
     if not frames:
         empty = np.full(len(ids), "", dtype=object)
-        return Metadata(ids, empty, empty.copy(), (), 0, len(ids))
+        warning = (f"{Path(data_dir)}: no metadata.csv: every title and location will be unknown",)
+        return Metadata(ids, empty, empty.copy(), (), 0, len(ids), warning)
     table = pd.concat(frames, ignore_index=True).drop_duplicates(ID, keep="first").set_index(ID)
     pos = table.index.get_indexer(ids)
     found = pos >= 0
@@ -236,7 +284,8 @@ def read_metadata(data_dir: str | Path, ids: np.ndarray) -> Metadata:
     grid = np.full(len(ids), "", dtype=object)
     title[found] = table["title"].to_numpy(dtype=object)[pos[found]]
     grid[found] = table["grid_reference"].to_numpy(dtype=object)[pos[found]]
-    return Metadata(ids, title, grid, tuple(malformed), bad_ids, int((~found).sum()))
+    warnings = tuple(f"{b}: gridimage_id is not a number" for b in bad_ids[:10])
+    return Metadata(ids, title, grid, tuple(malformed), len(bad_ids), int((~found).sum()), warnings)
 
 
 def read_tag_names(data_dir: str | Path) -> dict[str, str]:

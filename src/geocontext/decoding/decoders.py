@@ -7,12 +7,14 @@ from ..competition import ensure_one_tag
 
 
 class ThresholdDecoder:
-    """A tag is on when its probability reaches its threshold (one for all tags, or one per tag)."""
+    """A tag is on when its probability reaches its threshold (one for all tags, or one per tag);
+    strict=True: when it exceeds it, as the published notebooks decode (`> 0.5`)."""
 
     kind = "threshold"
 
-    def __init__(self, thresholds=0.5):
+    def __init__(self, thresholds=0.5, strict: bool = False):
         self.thresholds = np.asarray(thresholds, dtype=np.float64)
+        self.strict = bool(strict)
         if self.thresholds.ndim > 1 or np.any((self.thresholds < 0) | (self.thresholds > 1)):
             raise ValueError("thresholds must be a number or a vector of numbers in [0, 1]")
 
@@ -20,10 +22,11 @@ class ThresholdDecoder:
         probs = np.asarray(probs)
         if self.thresholds.ndim == 1 and self.thresholds.shape[0] != probs.shape[1]:
             raise ValueError(f"{self.thresholds.shape[0]} thresholds for {probs.shape[1]} tags")
-        return ensure_one_tag((probs >= self.thresholds).astype(np.uint8), probs)
+        on = probs > self.thresholds if self.strict else probs >= self.thresholds
+        return ensure_one_tag(on.astype(np.uint8), probs)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "thresholds": self.thresholds.tolist()}
+        return {"kind": self.kind, "thresholds": self.thresholds.tolist(), **({"strict": True} if self.strict else {})}
 
 
 def _codes(sets: np.ndarray) -> np.ndarray:
@@ -146,7 +149,7 @@ class LabelSetDecoder:
 def decoder_from_dict(d: dict, n_tags: int):
     """Rebuild a decoder saved with `to_dict`."""
     if d.get("kind") == ThresholdDecoder.kind:
-        return ThresholdDecoder(d["thresholds"])
+        return ThresholdDecoder(d["thresholds"], d.get("strict", False))
     if d.get("kind") == LabelSetDecoder.kind:
         return LabelSetDecoder.from_dict_args(d["sets"], d["log_prior"], d["prior_weight"], n_tags,
                                               d.get("novel_penalty"), d.get("unseen_log_prior"),

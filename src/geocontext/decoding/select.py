@@ -14,6 +14,7 @@ import numpy as np
 
 from ..console import progress
 from ..data.split import folds
+from ..fields import flag, number, whole
 from .decoders import LabelSetDecoder, ThresholdDecoder, decoder_from_dict
 from .ensemble import combine, fit_weights
 from .metrics import exact_match, macro_f1
@@ -39,14 +40,28 @@ class DecodeConfig:
     seed: int = 0
 
     def __post_init__(self):
+        for name in ("decoders", "prior_weights", "novel_penalties"):
+            if not isinstance(getattr(self, name), (list, tuple)):
+                raise ValueError(f"decode.{name} must be a list, got {getattr(self, name)!r}")
         self.decoders = tuple(self.decoders)
         self.prior_weights = tuple(self.prior_weights)
         self.novel_penalties = tuple(self.novel_penalties)
         unknown = set(self.decoders) - set(DECODERS)
         if unknown or not self.decoders:
-            raise ValueError(f"decoders must be among {DECODERS}, got {self.decoders}")
-        if self.folds < 2:
-            raise ValueError("cross-fitting needs at least 2 folds")
+            raise ValueError(f"decode.decoders must be among {DECODERS} (a non-empty list), got {self.decoders}")
+        flag("decode.ensemble", self.ensemble)
+        flag("decode.singles", self.singles)
+        for name in ("global_trials", "per_tag_trials", "label_sets"):
+            whole(f"decode.{name}", getattr(self, name), 1)
+        whole("decode.folds", self.folds, 2)  # cross-fitting needs at least 2
+        whole("decode.seed", self.seed, 0)
+        if not self.prior_weights:
+            raise ValueError("decode.prior_weights must list at least one number >= 0")
+        for w in self.prior_weights:
+            number("decode.prior_weights[]", w, 0)
+        for p in self.novel_penalties:
+            if p is not None:
+                number("decode.novel_penalties[] (or null)", p, 0)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..competition import image_path
+from ..competition import EXTRA_IMAGES, missing_share_error, photo_paths
 from ..console import progress
 from ..data import readers
 from ..errors import DataError
@@ -33,9 +33,16 @@ class EmbedConfig:
     workers: int | None = None  # DataLoader processes decoding JPEGs; None: one per spare core, at most 8
     chunk_size: int = 2048  # rows per chunk file: the most a killed run can lose
     shard: tuple[int, int] = (1, 1)  # (I, N): embed the I-th of N contiguous slices of the chunks
+    accept_missing: bool = False  # go on when more than MISSING_LIMIT of a split's photos are missing
+
+    def __post_init__(self):
+        for name, low in (("batch_size", 1), ("workers", 0), ("chunk_size", 1)):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < low):
+                raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= {low}, got {value!r}")
 
     def resolved(self, device_type: str) -> tuple[int, int]:
-        batch = self.batch_size or (256 if device_type == "cuda" else 32)
+        batch = self.batch_size if self.batch_size is not None else (256 if device_type == "cuda" else 32)
         workers = self.workers if self.workers is not None else min(8, max(1, (os.cpu_count() or 2) - 1))
         if batch < 1 or workers < 0:
             raise ValueError(f"batch size must be >= 1 and workers >= 0, got {batch} and {workers}")
@@ -80,6 +87,8 @@ def embed(data_dir: str | Path, out: str | Path, splits=SPLITS, config: EmbedCon
     """Embed `splits` of DATA into FEATURES `out`; merge each split whose chunks are then all there.
 
     Returns per split: rows, chunks done by this call, and the FEATURES path when merged."""
+    for split in splits:  # before the model loads: a wrong DATA folder stops at once
+        photos_on_disk(data_dir, split, config.accept_missing)
     encoder = encoder or load_encoder(config.encoder)
     print(f"encoder: {encoder.name}, {encoder.precision} on {encoder.device}", flush=True)
     if encoder.weights.source == "random":
@@ -87,14 +96,27 @@ def embed(data_dir: str | Path, out: str | Path, splits=SPLITS, config: EmbedCon
     return {split: embed_split(data_dir, out, split, config, encoder) for split in splits}
 
 
-def embed_split(data_dir, out, split: str, config: EmbedConfig, encoder: Encoder) -> dict:
+def photos_on_disk(data_dir, split: str, accept_missing: bool) -> tuple[list[str], np.ndarray]:
+    """Each photo's path ({split}_images/ or extra_images/) and the mask of those in neither; more than
+    MISSING_LIMIT missing stops unless `accept_missing`."""
     ids, source = split_ids(data_dir, split)
     photos = Path(data_dir) / f"{split}_images"
-    if not photos.is_dir():  # else every photo would come out "missing", slowly
+    if not photos.is_dir() and not (Path(data_dir) / EXTRA_IMAGES).is_dir():  # else every photo is "missing", slowly
         raise DataError(f"{photos}: folder not found; DATA keeps {split} photos as {split}_images/NNNNN/ID.jpg")
+    paths, missing = photo_paths(data_dir, split, ids)
+    problem = missing_share_error(split, ids[missing], len(ids), f"listed in {source} are in neither {photos.name}/"
+                                  f" nor {EXTRA_IMAGES}/", "--accept-missing")
+    if problem and not accept_missing:
+        raise DataError(problem)
+    return paths, missing
+
+
+def embed_split(data_dir, out, split: str, config: EmbedConfig, encoder: Encoder) -> dict:
+    ids, source = split_ids(data_dir, split)
     plan = Plan(split, ids, config.chunk_size)
     store = ChunkStore(Path(out) / "chunks" / split)
-    store.open(plan.manifest(encoder.describe(), encoder.identity()))
+    # precision binds: resuming in another one would mix bf16 and fp32 chunks in one split
+    store.open(plan.manifest(encoder.describe(), {**encoder.identity(), "precision": encoder.precision}))
     i, n = config.shard
     mine = plan.shard(i, n)
     todo = [k for k in mine if k not in store.done()]
@@ -132,7 +154,7 @@ def _embed_chunks(data_dir, plan: Plan, todo: list[int], store: ChunkStore, conf
 
     batch_size, workers = config.resolved(encoder.device.type)
     titles = readers.read_metadata(data_dir, plan.ids).title.tolist()
-    paths = [str(image_path(data_dir, plan.split, int(i))) for i in plan.ids]
+    paths, _ = photos_on_disk(data_dir, plan.split, accept_missing=True)
     dataset = PhotoDataset(paths, titles, encoder.preprocess, encoder.tokenizer)
     ranges = [plan.bounds(k) for k in todo]
     loader = photo_loader(dataset, batches_within(ranges, batch_size), workers, encoder.device.type == "cuda")

@@ -111,10 +111,9 @@ def find_data(data: str | Path | None) -> Path:
 
 def check_submission(path: str | Path, data: str | Path | None) -> dict:
     """The writer's checks on a finished file: test.csv's ids, train.csv's tag columns, 0/1 values."""
-    import pandas as pd
 
     from ..competition import COLUMNS
-    from ..data.readers import find, open_csv, read_test_ids
+    from ..data.readers import read_test_ids, tag_contract
     from ..data.submission import read_submission, validate
 
     path = Path(path)
@@ -122,16 +121,13 @@ def check_submission(path: str | Path, data: str | Path | None) -> dict:
         raise KaggleSetupError(f"{path}: a submission is a .csv.zip (or .csv) file")
     folder = find_data(data)
     test_ids = read_test_ids(folder)
-    train = find(folder, "train.csv", "train.csv.zip")
-    if train is not None:  # the writer takes its columns from train.csv's header; so do we when it is here
-        with open_csv(train) as handle:
-            columns = tuple(c for c in pd.read_csv(handle, nrows=0).columns if c != "gridimage_id")
-    else:
-        columns = COLUMNS
+    contract = tag_contract(folder)  # tags-top.csv's columns when DATA has it, else the competition's
+    columns = contract or COLUMNS
     frame = read_submission(path)
     validate(frame, test_ids, columns, source=str(path))
-    positives = frame[list(columns)].to_numpy(dtype=np.int64).sum(axis=1)
-    return {"rows": len(frame), "test_ids_from": str(folder), "columns_from": str(train or "geocontext.competition"),
+    positives = frame[list(columns)].astype(np.int64).to_numpy().sum(axis=1)
+    source = folder / "tags-top.csv" if contract else "geocontext.competition"
+    return {"rows": len(frame), "test_ids_from": str(folder), "columns_from": str(source),
             "mean_tags": float(positives.mean()) if len(frame) else 0.0, "empty_rows": int((positives == 0).sum())}
 
 

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from ..decoding.select import DecodeConfig
+from ..fields import number, whole
 from ..training.config import TrainConfig, VariantConfig, default_variants
 from ..training.inputs import FeatureSpec
 
@@ -43,14 +44,17 @@ class RunConfig:
 
     def __post_init__(self):
         if not self.variants:
-            raise ValueError("variants: at least one variant is needed")
+            raise ValueError("variants: at least one variant is needed (a list of {name, features, train}"
+                             " or an object keyed by variant name); leave the field out for the defaults")
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError(f"variants: names must differ, got {names}")
-        if not 0 < self.holdout_fraction < 1:
-            raise ValueError(f"holdout_fraction must be between 0 and 1, got {self.holdout_fraction!r}")
-        if not isinstance(self.max_tags, int) or self.max_tags < 1:
-            raise ValueError(f"max_tags must be a whole number >= 1, got {self.max_tags!r}")
+        bad = [n for n in names if not isinstance(n, str) or not n or "/" in n or n.startswith(".")]
+        if bad:
+            raise ValueError(f"variants: name {bad[0]!r} must be a non-empty folder name (no '/', not starting with '.')")
+        number("holdout_fraction", self.holdout_fraction, 0, 1, low_open=True, high_open=True)
+        whole("max_tags", self.max_tags, 1)
+        whole("seed", self.seed, 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,7 +94,12 @@ def _merged(base, changes: dict, where: str):
     for key, value in changes.items():
         current = values[key]
         values[key] = _merged(current, value, f"{where}.{key}") if is_dataclass(current) else value
-    return type(base)(**values)
+    try:
+        return type(base)(**values)
+    except ValueError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _variants(given, defaults: list[VariantConfig]) -> list[VariantConfig]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..competition import ID
 from ..data.readers import read_labels, read_table
@@ -18,9 +19,10 @@ def evaluate(submission_path: str | Path, solution_path: str | Path) -> dict:
     solution = read_labels(solution_path)
     submission = read_submission(submission_path)
     validate(submission, solution.ids, solution.columns, source=str(submission_path))
-    order = np.argsort(submission[ID].to_numpy(dtype=np.int64))
-    pos = order[np.searchsorted(submission[ID].to_numpy(dtype=np.int64), solution.ids, sorter=order)]
-    predicted = submission[list(solution.columns)].to_numpy(dtype=np.uint8)[pos]
+    sub_ids = pd.to_numeric(submission[ID]).to_numpy(dtype=np.int64)
+    order = np.argsort(sub_ids)
+    pos = order[np.searchsorted(sub_ids, solution.ids, sorter=order)]
+    predicted = submission[list(solution.columns)].astype(np.uint8).to_numpy()[pos]
     result = {"rows": len(solution), "exact_match": exact_match(solution.y, predicted),
               "macro_f1": macro_f1(solution.y, predicted)}
     usage = read_table(solution_path, usecols=lambda c: c == "Usage")

@@ -15,7 +15,14 @@ from ..data.readers import read_tag_names
 from ..decoding.decoders import ThresholdDecoder
 from ..decoding.metrics import exact_match
 from . import plots
-from .diagnostics import Holdout, confusion, load_holdout, per_tag, reliability, set_sizes
+from .diagnostics import (
+    Holdout,
+    confusion,
+    load_holdout,
+    per_tag,
+    reliability,
+    set_sizes,
+)
 from .gallery import gallery, has_photos
 from .html_page import bar, esc, img, page, table, write_page
 

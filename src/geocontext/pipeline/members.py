@@ -75,24 +75,40 @@ def run_json(run_dir) -> Path:
     return path
 
 
-def add_members(prep: Prepared, runs, out: Path, members: Members) -> None:
-    """Bring the variants of other run folders (e.g. imported published heads) into this run as ensemble
-    members: copied into OUT/variants/ so the run stays self-contained, scored on this run's hold-out.
-    Every variant of each run is brought, not only its final choice's members."""
+def load_members(runs) -> list[tuple[Path, Variant]]:
+    """Every variant of each run folder, loaded (weights_only) and checked before any training."""
+    loaded = []
     for run_dir in runs:
         run_json(run_dir)  # a finished run, not any folder
-        for folder in sorted(p for p in (Path(run_dir) / "variants").iterdir() if (p / "variant.json").exists()):
-            variant = Variant.load(folder)
-            name = variant.name
-            if tuple(variant.columns) != tuple(prep.labels.columns):
-                raise DataError(f"{run_dir}: variant {name!r} predicts other tag columns than train.csv")
-            variant.name = name if name not in members else f"{Path(run_dir).name}-{name}"
-            same_split = variant.info.get("holdout_split") == prep.split_key
-            if not same_split:
-                say(f"warning: {variant.name} was not trained with this run's hold-out split; it may have seen"
-                    " hold-out photos, so its hold-out scores (and ensemble weight) can be optimistic")
-            holdout, test = member_probs(prep, variant)
-            at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
-            save_member(out, variant, holdout, test,
-                        {"holdout_at_0.5": at_half, "from": str(run_dir), "same_holdout_split": same_split}, members)
-            say(f"  {variant.name} (from {run_dir}): hold-out exact match {at_half['exact_match']:.4f} at 0.5")
+        folders = (Path(run_dir) / "variants")
+        found = sorted(p for p in folders.iterdir() if (p / "variant.json").exists()) if folders.is_dir() else []
+        if not found:
+            raise DataError(f"{run_dir}: no variants/<name>/variant.json; nothing to bring in with --with")
+        loaded += [(Path(run_dir), Variant.load(folder)) for folder in found]
+    return loaded
+
+
+def check_member_columns(loaded: list[tuple[Path, Variant]], columns) -> None:
+    for run_dir, variant in loaded:
+        if tuple(variant.columns) != tuple(columns):
+            raise DataError(f"{run_dir}: variant {variant.name!r} predicts other tag columns than train.csv"
+                            f" ({len(variant.columns)} columns, DATA has {len(columns)})")
+
+
+def add_members(prep: Prepared, loaded: list[tuple[Path, Variant]], out: Path, members: Members) -> None:
+    """Bring the variants of other run folders (e.g. imported published heads; see load_members) into
+    this run as ensemble members: copied into OUT/variants/ so the run stays self-contained, scored on
+    this run's hold-out. Every variant of each run is brought, not only its final choice's members."""
+    check_member_columns(loaded, prep.labels.columns)
+    for run_dir, variant in loaded:
+        name = variant.name
+        variant.name = name if name not in members else f"{Path(run_dir).name}-{name}"
+        same_split = variant.info.get("holdout_split") == prep.split_key
+        if not same_split:
+            say(f"warning: {variant.name} was not trained with this run's hold-out split; it may have seen"
+                " hold-out photos, so its hold-out scores (and ensemble weight) can be optimistic")
+        holdout, test = member_probs(prep, variant)
+        at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
+        save_member(out, variant, holdout, test,
+                    {"holdout_at_0.5": at_half, "from": str(run_dir), "same_holdout_split": same_split}, members)
+        say(f"  {variant.name} (from {run_dir}): hold-out exact match {at_half['exact_match']:.4f} at 0.5")

@@ -5,13 +5,25 @@ import json
 from pathlib import Path
 
 from ..console import say
-from ..data.readers import find, read_test_ids
-from ..data.submission import write_submission
+from ..data.readers import data_columns, find, read_test_ids
+from ..data.submission import check_target, write_submission
 from ..decoding.select import Choice
 from ..embedding.features import align, load_features
+from ..errors import DataError
 from ..training.variant import Variant
 from .members import run_json
+from .outputs import writable_file
 from .stream import predict_chunks, streamed_inputs
+
+
+def check_run_columns(run_dir, columns, data_dir) -> None:
+    """A run trained on other tag columns than DATA's would write a wrong-column file: refuse it."""
+    contract = data_columns(data_dir)
+    if contract is not None and set(columns) != set(contract):  # same names, any order: joined by name
+        missing = [c for c in contract if c not in columns]
+        extra = [c for c in columns if c not in contract]
+        raise DataError(f"{run_dir}: trained on other tag columns than {data_dir} has (missing {missing[:5]},"
+                        f" unexpected {extra[:5]}); use a run trained on this DATA")
 
 
 def load_run(run_dir) -> tuple[dict, dict[str, Variant], Choice]:
@@ -22,14 +34,20 @@ def load_run(run_dir) -> tuple[dict, dict[str, Variant], Choice]:
     return info, variants, choice
 
 
-def predict(run_dir, data_dir, features_dir, out_file, probs_file=None, split: str = "test") -> dict:
+def predict(run_dir, data_dir, features_dir, out_file, probs_file=None, split: str = "test",
+            accept_missing: bool = False) -> dict:
     """Tag the photos of a FEATURES split with a finished run (no retraining)."""
+    check_target(out_file)
+    if probs_file is not None:
+        writable_file(probs_file, "--probs", ".npy")
     info, variants, choice = load_run(run_dir)
+    check_run_columns(run_dir, info["columns"], data_dir)
     features = load_features(features_dir, split)
     ids = features.ids
-    inputs = streamed_inputs(data_dir, features, ids, f"{features.path / 'ids.npy'}")
-    tags = predict_chunks(variants, choice, inputs, probs_file)
-    submission_ids = read_test_ids(data_dir) if find(data_dir, "test.csv", "test.csv.zip") else ids
+    inputs = streamed_inputs(data_dir, features, ids, f"{features.path / 'ids.npy'}", split, accept_missing)
+    tags = predict_chunks(variants, choice, inputs, probs_file, source=str(out_file))
+    on_test = split == "test" and find(data_dir, "test.csv", "test.csv.zip")  # another split: its own ids
+    submission_ids = read_test_ids(data_dir) if on_test else ids
     pos = align(features, submission_ids, "test.csv")
     path = write_submission(out_file, submission_ids, tags[pos], tuple(info["columns"]), submission_ids)
     say(f"submission: {path} ({len(submission_ids)} photos, decoded with {choice.name})")

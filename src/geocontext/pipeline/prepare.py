@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..competition import missing_share_error
 from ..console import say
 from ..data import grid
 from ..data.readers import Labels, read_metadata, read_test_ids, read_train_labels
@@ -28,17 +29,40 @@ class Inputs:
     summary: dict
 
 
-def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str) -> Inputs:
+def missing_rows(split: str, features: FeatureSet, rows: np.ndarray, ids: np.ndarray, accept_missing: bool) -> dict:
+    """Counts of the photos without a finite image or title embedding. More than MISSING_LIMIT of a
+    split's images missing stops, unless `accept_missing`."""
+    missing = features.missing_images[rows]
+    problem = missing_share_error(split, ids[missing], len(ids), f"have no finite image embedding in"
+                                  f" {features.path / 'image.npy'}", "--accept-missing")
+    if problem and not accept_missing:
+        raise DataError(problem)
+    return {"missing_images": int(missing.sum()), "missing_titles": int(features.missing_titles[rows].sum())}
+
+
+def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str, accept_missing: bool = False) -> Inputs:
+    """One split's inputs. More than MISSING_LIMIT of its photos missing (image rows with NaN or Inf)
+    stops, unless `accept_missing`."""
     features = load_features(features_dir, split)
     rows = align(features, ids, source)
     meta = read_metadata(data_dir, ids)
+    for warning in meta.warnings:
+        say(f"warning: {warning}")
     where = grid.locate(meta.grid_reference)
-    missing = features.missing_images[rows]
-    summary = {"rows": len(ids), "missing_images": int(missing.sum()), "locations": where.summary(),
+    summary = {"rows": len(ids), **missing_rows(split, features, rows, ids, accept_missing), "locations": where.summary(),
                "metadata": {"malformed_lines": len(meta.malformed_lines),
                             "malformed_examples": list(meta.malformed_lines[:10]),
-                            "bad_ids": meta.bad_ids, "not_found": meta.not_found}}
+                            "bad_ids": meta.bad_ids, "not_found": meta.not_found, "warnings": list(meta.warnings)}}
     return Inputs(ids, features, rows, grid.normalise(where.latlon), where.irish, summary)
+
+
+def reuse_key(labels: Labels, holdout, fit_rows, test_ids, train: Inputs, test: Inputs) -> str:
+    """The content of everything that reaches a variant: labels and their columns, the split, the rows of
+    both splits' feature arrays (digested chunk by chunk) and their locations. Any change retrains."""
+    arrays = content_digest(labels.ids, labels.y, np.frombuffer("|".join(labels.columns).encode(), np.uint8),
+                            holdout, fit_rows, test_ids, train.rows, test.rows, train.location, train.irish,
+                            test.location, test.irish)
+    return f"{arrays}-{train.features.digest()[:16]}-{test.features.digest()[:16]}"
 
 
 @dataclass
@@ -66,19 +90,20 @@ class Prepared:
 
 
 def _say_summary(name: str, s: dict) -> None:
-    say(f"{name}: {s['rows']} photos, {s['missing_images']} missing images, "
+    say(f"{name}: {s['rows']} photos, {s['missing_images']} missing images (NaN/Inf rows),"
+        f" {s['missing_titles']} missing title embeddings (NaN/Inf rows), "
         f"{s['locations']['rows'] - s['locations']['known']} unknown locations "
         f"({s['locations']['empty']} empty, {s['locations']['malformed']} malformed grid references), "
         f"{s['metadata']['malformed_lines']} malformed metadata lines")
 
 
 def prepare(data_dir, features_dir, out: Path, holdout_fraction: float = 0.2, seed: int = 0,
-            max_tags: int = 5) -> Prepared:
+            max_tags: int = 5, accept_missing: bool = False) -> Prepared:
     """Read and check the inputs, locate the photos, and fix (and save) the hold-out split."""
     labels = read_train_labels(data_dir)
     test_ids = read_test_ids(data_dir)
-    train = load_inputs(data_dir, features_dir, "train", labels.ids, "train.csv")
-    test = load_inputs(data_dir, features_dir, "test", test_ids, "test.csv")
+    train = load_inputs(data_dir, features_dir, "train", labels.ids, "train.csv", accept_missing)
+    test = load_inputs(data_dir, features_dir, "test", test_ids, "test.csv", accept_missing)
     if train.features.image.shape[1] != test.features.image.shape[1]:
         raise DataError(f"{features_dir}: train features have dim {train.features.image.shape[1]}, test features"
                         f" {test.features.image.shape[1]}; both splits must come from one encoder")
@@ -88,7 +113,5 @@ def prepare(data_dir, features_dir, out: Path, holdout_fraction: float = 0.2, se
     fit_rows = ~holdout & (labels.y.sum(axis=1) <= max_tags)
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "split.npz", holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction)
-    key = content_digest(labels.ids, labels.y, holdout, fit_rows, test_ids,
-                         np.array([len(train.features), len(test.features), train.features.image.shape[1]]))
-    key += str(train.features.meta.get("encoder")) + str(test.features.meta.get("encoder"))
+    key = reuse_key(labels, holdout, fit_rows, test_ids, train, test)
     return Prepared(Path(data_dir), Path(features_dir), labels, test_ids, train, test, holdout, fit_rows, key)

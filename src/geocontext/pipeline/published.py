@@ -1,9 +1,13 @@
 """The published "CLIP the Landscape" heads as a run folder: `geocontext heads import PATH... --out RUN`.
 
 The authors published plain state dicts named {linear|mlp}-{img}-{txt}-{loc}[-mixup].pth, trained on
-raw (un-normalised) CLIP ViT-B-32 embeddings (512 image + 512 title) and the grid square's centre min-max
-normalised with the published bounds, [0, 0] where their pipeline found no square (it resolved British
-National Grid references only). Each file becomes a Variant carrying that convention (a FeatureSpec and
+raw (un-normalised) CLIP ViT-B-32 embeddings (512 image + 512 title) and a 2-value location block. Their
+notebooks meant it to be the grid square's centre, min-max normalised with the published bounds, but
+looked each photo's square up with the 0-d tensor id a TensorDataset yields: a tensor never equals an
+int dict key, the lookup raised KeyError and a bare `except` returned [0, 0]. So every published head
+was trained and scored with location [0, 0] for every photo (why their location weights never moved),
+and imported heads get exactly that: a zero location block (FeatureSpec.zero_location), and the
+published strict threshold `> 0.5`. Each file becomes a Variant carrying that convention (a FeatureSpec and
 an identity standardiser), so `predict`, `run --with RUN` and the decoders use it like a trained one.
 
 RUN/ after an import:
@@ -35,6 +39,7 @@ from ..training.inputs import FeatureSpec, Standardizer
 from ..training.variant import Variant
 from .config import RunConfig
 from .members import Members, member_probs, save_member
+from .outputs import writable_folder
 from .prepare import prepare
 from .run import finish
 
@@ -60,7 +65,8 @@ class HeadName:
 
     @property
     def spec(self) -> FeatureSpec:
-        return FeatureSpec(self.modalities, l2_normalize=False, unknown="zero", irish_grid=False)
+        # zero_location: the published notebooks fed [0, 0] for every photo (see the module docstring)
+        return FeatureSpec(self.modalities, l2_normalize=False, unknown="zero", irish_grid=False, zero_location=True)
 
     @property
     def in_dim(self) -> int:
@@ -97,8 +103,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several kinds for non-torch files and refused pickles
-        raise DataError(f"{path}: not a plain PyTorch state dict that loads with weights_only=True"
-                        f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        # PyTorch's own message advises weights_only=False, i.e. running the file's code: never passed on
+        raise DataError(f"{path}: refused: not a plain PyTorch state dict that loads with weights_only=True"
+                        f" ({type(exc).__name__}); it may run code when unpickled") from exc
     if not isinstance(state, Mapping):
         raise DataError(f"{path}: holds a {type(state).__name__}, not a state dict (parameter name -> tensor)")
     others = {k: type(v).__name__ for k, v in state.items() if not isinstance(v, torch.Tensor)}
@@ -190,7 +197,8 @@ def _check_out(out: Path) -> None:
             raise DataError(f"{out}: already holds a run that `heads import` did not write; import into a new folder")
 
 
-def import_heads(paths, out_dir, data_dir=None, features_dir=None, config: RunConfig | None = None) -> dict:
+def import_heads(paths, out_dir, data_dir=None, features_dir=None, config: RunConfig | None = None,
+                 accept_missing: bool = False) -> dict:
     """Write a run folder holding the published heads in `paths`.
 
     Without data the final choice is their mean at the published 0.5 threshold. With `data_dir` and
@@ -210,6 +218,7 @@ def import_heads(paths, out_dir, data_dir=None, features_dir=None, config: RunCo
         if v.name in seen:
             raise DataError(f"{p}: a head named {v.name!r} is already imported from {seen[v.name]}")
         seen[v.name] = p
+    writable_folder(out)
     _say_heads(variants)
 
     names = [v.name for v in variants]
@@ -218,7 +227,7 @@ def import_heads(paths, out_dir, data_dir=None, features_dir=None, config: RunCo
     published = {v.name: {"published": v.info["published"]} for v in variants}
     if data_dir is None:
         return _write_unscored(out, variants, imported, published)
-    report = _score_on_holdout(out, variants, published, data_dir, features_dir, config or RunConfig())
+    report = _score_on_holdout(out, variants, published, data_dir, features_dir, config or RunConfig(), accept_missing)
     run_info = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({"source": SOURCE, "imported": imported, "variants": names, **run_info},
                                              indent=2))
@@ -244,7 +253,7 @@ def _write_unscored(out: Path, variants: list[Variant], imported: list, publishe
     for v in variants:
         v.save(out / "variants" / v.name)
     label = names[0] if len(names) == 1 else f"mean({len(names)})"
-    choice = Choice(f"{label} / 0.5", names, np.full(len(names), 1 / len(names)), ThresholdDecoder(0.5))
+    choice = Choice(f"{label} / 0.5", names, np.full(len(names), 1 / len(names)), ThresholdDecoder(0.5, strict=True))
     run_info = {"source": SOURCE, "imported": imported, "variants": names, "columns": list(COLUMNS),
                 "final": choice.to_dict()}
     report = {"final": {"name": choice.name, "members": names, "decoder": "0.5"}, "variants": published,
@@ -257,10 +266,10 @@ def _write_unscored(out: Path, variants: list[Variant], imported: list, publishe
 
 
 def _score_on_holdout(out: Path, variants: list[Variant], published: dict, data_dir, features_dir,
-                      config: RunConfig) -> dict:
+                      config: RunConfig, accept_missing: bool) -> dict:
     """Each head scored on the seeded hold-out; the final choice made by cross-fitting as `run` does."""
     timings, start = {}, time.perf_counter()
-    prep = prepare(data_dir, features_dir, out, config.holdout_fraction, config.seed, config.max_tags)
+    prep = prepare(data_dir, features_dir, out, config.holdout_fraction, config.seed, config.max_tags, accept_missing)
     if tuple(prep.labels.columns) != COLUMNS:
         raise DataError(f"{data_dir}: train.csv's tag columns differ from the 49 the published heads predict")
     timings["load"] = time.perf_counter() - start
@@ -269,7 +278,7 @@ def _score_on_holdout(out: Path, variants: list[Variant], published: dict, data_
     for v in variants:
         t = time.perf_counter()
         holdout, test = member_probs(prep, v)
-        at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
+        at_half = scores(prep.y_holdout, ThresholdDecoder(0.5, strict=True).decode(holdout), prep.labels.columns)
         save_member(out, v, holdout, test, {"holdout_at_0.5": at_half, **published[v.name]}, members)
         timings[f"predict {v.name}"] = time.perf_counter() - t
         say(f"  {v.name}: hold-out exact match {at_half['exact_match']:.4f} at 0.5")

@@ -79,8 +79,8 @@ def write_report(out: Path, report: dict, choice, y_holdout: np.ndarray, predict
         "", "## Per-tag F1", "", "![per-tag F1](per_tag_f1.png)", "",
         "## Decoder settings", "", decoder_table(choice.decoder, columns, names, f1), "",
         "## Inputs", "",
-        _table(["split", "photos", "missing images", "unknown locations", "malformed metadata lines"],
-               [[s, v["rows"], v["missing_images"], v["locations"]["rows"] - v["locations"]["known"],
+        _table(["split", "photos", "missing images", "missing titles", "unknown locations", "malformed metadata lines"],
+               [[s, v["rows"], v["missing_images"], v.get("missing_titles", 0), v["locations"]["rows"] - v["locations"]["known"],
                  v["metadata"]["malformed_lines"]] for s, v in inputs.items()]),
         "", f"Rows: {report['rows']['train_used']} trained on, {report['rows']['holdout']} held out, "
             f"{report['rows']['dropped_many_tags']} dropped for having too many tags.", "",

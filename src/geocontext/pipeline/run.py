@@ -39,7 +39,15 @@ from ..training.variant import Variant
 from .config import RunConfig
 from .diagnostics import save_holdout
 from .html_report import write_html_report
-from .members import Members, add_members, reuse, save_member
+from .members import (
+    Members,
+    add_members,
+    check_member_columns,
+    load_members,
+    reuse,
+    save_member,
+)
+from .outputs import writable_folder
 from .prepare import Prepared, prepare
 from .report import write_report
 
@@ -108,9 +116,10 @@ def finish(prep: Prepared, out: Path, members: Members, config: RunConfig, timin
     t = time.perf_counter()
     choice, candidates, predicted = choose(members.holdout_probs, prep.y_holdout, prep.labels.ids[prep.holdout],
                                            prep.labels.y[prep.fit_rows], config.decode, out)
-    final_tags = choice.decode([members.test_probs[m] for m in choice.members])
+    test_probs = [members.test_probs[m] for m in choice.members]
+    final_tags = choice.decode(test_probs)
     submission = write_submission(out / "submission.csv.zip", prep.test_ids, final_tags, prep.labels.columns,
-                                  prep.test_ids)
+                                  prep.test_ids, probs=choice.combine(test_probs))
     timings["decode"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     run_info = {"config": config.to_dict(), "columns": list(prep.labels.columns), "final": choice.to_dict(),
@@ -136,14 +145,17 @@ def finish(prep: Prepared, out: Path, members: Members, config: RunConfig, timin
     return report
 
 
-def run(data_dir, features_dir, out_dir, config: RunConfig | None = None, with_runs=()) -> dict:
+def run(data_dir, features_dir, out_dir, config: RunConfig | None = None, with_runs=(),
+        accept_missing: bool = False) -> dict:
     """Train the configured variants (plus members of `with_runs`), choose how to combine and decode
     them, write the submission."""
     config = config or RunConfig()
-    out = Path(out_dir)
+    out = writable_folder(out_dir)
     timings, start = {}, time.perf_counter()
-    prep = prepare(data_dir, features_dir, out, config.holdout_fraction, config.seed, config.max_tags)
+    extra = load_members(with_runs)  # checked before anything is trained
+    prep = prepare(data_dir, features_dir, out, config.holdout_fraction, config.seed, config.max_tags, accept_missing)
+    check_member_columns(extra, prep.labels.columns)
     timings["load"] = time.perf_counter() - start
     members = train_variants(prep, config, out, timings)
-    add_members(prep, with_runs, out, members)
+    add_members(prep, extra, out, members)
     return finish(prep, out, members, config, timings, start)

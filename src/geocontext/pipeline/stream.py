@@ -9,26 +9,31 @@ import numpy as np
 import pandas as pd
 
 from ..competition import ID
+from ..console import say
 from ..data import grid
 from ..data.readers import iter_metadata
+from ..data.submission import check_probabilities
 from ..decoding.select import Choice
 from ..embedding.features import FeatureSet, align, release
 from ..training.variant import Variant
-from .prepare import Inputs
+from .prepare import Inputs, missing_rows
 
 
-def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str) -> Inputs:
+def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str, split: str = "test",
+                    accept_missing: bool = False) -> Inputs:
     """What `prepare.load_inputs` gives (the same locations and summary), without holding metadata.csv
     whole: each chunk keeps only the rows of `ids` (the first line of an id wins, as there)."""
     rows = align(features, ids, source)
+    missing = missing_rows(split, features, rows, ids, accept_missing)
     index = pd.Index(ids)
     location = np.full((len(ids), 2), np.nan, dtype=np.float32)
     irish, found = np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=bool)
-    counts = {"empty": 0, "malformed": 0, "bad_ids": 0}
-    malformed_lines, malformed_refs = [], []
+    counts = {"empty": 0, "malformed": 0}
+    malformed_lines, malformed_refs, bad_ids, sources = [], [], [], 0
     for df, skipped, bad in iter_metadata(data_dir):
+        sources += 1
         malformed_lines += skipped
-        counts["bad_ids"] += bad
+        bad_ids += bad
         pos = index.get_indexer(df[ID].to_numpy())
         refs = df["grid_reference"].to_numpy(dtype=object)[pos >= 0]
         pos, first = np.unique(pos[pos >= 0], return_index=True)
@@ -41,20 +46,26 @@ def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str
         counts["malformed"] += where.malformed_count
         malformed_refs += [r for r in where.malformed if r not in malformed_refs][:10 - len(malformed_refs)]
     not_found = int((~found).sum())
+    warnings = [f"{b}: gridimage_id is not a number" for b in bad_ids[:10]] if sources else \
+        [f"{Path(data_dir)}: no metadata.csv: every title and location will be unknown"]
+    for warning in warnings:
+        say(f"warning: {warning}")
     known = ~np.isnan(location[:, 0])
-    summary = {"rows": len(ids), "missing_images": int(features.missing_images[rows].sum()),
+    summary = {"rows": len(ids), **missing,
                "locations": {"rows": len(ids), "known": int(known.sum()), "irish": int(irish.sum()),
                              "empty": counts["empty"] + not_found, "malformed": counts["malformed"],
                              "malformed_examples": malformed_refs},
                "metadata": {"malformed_lines": len(malformed_lines), "malformed_examples": malformed_lines[:10],
-                            "bad_ids": counts["bad_ids"], "not_found": not_found}}
+                            "bad_ids": len(bad_ids), "not_found": not_found,
+                            "warnings": warnings}}
     return Inputs(ids, features, rows, location, irish, summary)
 
 
 def predict_chunks(variants: dict[str, Variant], choice: Choice, inputs: Inputs, probs_file=None,
-                   chunk: int = 65_536) -> np.ndarray:
+                   chunk: int = 65_536, source: str = "predict") -> np.ndarray:
     """The final choice's 0/1 tags for every row of `inputs`, computed `chunk` rows at a time: inputs are
-    fused, standardised and decoded per chunk and the probabilities streamed to `probs_file` (.npy)."""
+    fused, standardised and decoded per chunk and the probabilities streamed to `probs_file` (.npy).
+    Non-finite probabilities stop it before anything is written (`source` names the output)."""
     n, tags, out = len(inputs.rows), None, None
     if probs_file is not None and not str(probs_file).endswith(".npy"):
         probs_file = f"{probs_file}.npy"  # as np.save names it
@@ -69,9 +80,11 @@ def predict_chunks(variants: dict[str, Variant], choice: Choice, inputs: Inputs,
             if tags is None:
                 tags = np.empty((n, probs[0].shape[1]), dtype=np.uint8)
                 out = None if part_file is None else _npy_writer(part_file, (n, probs[0].shape[1]))
+            combined = choice.combine(probs)
+            check_probabilities(combined, inputs.ids[part], source)
             tags[part] = choice.decode(probs)
             if out is not None:
-                out.write(np.ascontiguousarray(choice.combine(probs), dtype="<f4").tobytes())
+                out.write(np.ascontiguousarray(combined, dtype="<f4").tobytes())
             release(inputs.features)
     except BaseException:
         if out is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ..fields import number, whole
 from .heads import HEADS
 from .inputs import FeatureSpec
 
@@ -33,14 +34,13 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("epochs", "batch_size", "min_steps_per_epoch", "hidden"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be a whole number >= 1, got {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"train.dropout must be in [0, 1), got {self.dropout!r}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.mixup_alpha < 0 or self.patience < 0:
-            raise ValueError("train.lr must be > 0 and train.weight_decay, train.mixup_alpha, train.patience >= 0"
-                             f" (got lr={self.lr!r}, weight_decay={self.weight_decay!r},"
-                             f" mixup_alpha={self.mixup_alpha!r}, patience={self.patience!r})")
+            whole(f"train.{name}", getattr(self, name), 1)
+        whole("train.patience", self.patience, 0)
+        whole("train.seed", self.seed, 0)
+        number("train.dropout", self.dropout, 0, 1, high_open=True)
+        number("train.lr", self.lr, 0, low_open=True)
+        number("train.weight_decay", self.weight_decay, 0)
+        number("train.mixup_alpha", self.mixup_alpha, 0)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -18,25 +18,32 @@ _CHUNK = 65_536  # rows fused at a time: bounds the temporaries to a few hundred
 class FeatureSpec:
     """How the modalities become one input row, in the order image, title, location.
 
-    unknown="flag" adds a 0/1 column after the image block (photo missing) and after the location
-    block (square unknown), so the head can tell "unknown" from a real value. unknown="zero" is the
-    published convention: zeros and nothing else. irish_grid=False treats photos on the Irish Grid as
-    unknown, as the published pipeline did (it resolved British National Grid references only).
+    A row with any NaN or infinite value in a modality is that modality missing: zeros. unknown="flag"
+    adds a 0/1 column after the image block (photo missing), after the title block (title embedding
+    missing) and after the location block (square unknown), so the head can tell "unknown" from a real
+    value. unknown="zero" is the published convention: zeros and nothing else. irish_grid=False treats
+    photos on the Irish Grid as unknown, as the published pipeline did (it resolved British National Grid
+    references only). zero_location=True gives every photo the location [0, 0]: what the published
+    heads were trained and scored on (their notebooks' square lookup always failed; see the README).
     """
 
     modalities: tuple[str, ...] = MODALITIES
     l2_normalize: bool = True
     unknown: str = "flag"
     irish_grid: bool = True
+    zero_location: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "modalities", tuple(self.modalities))
         if not self.modalities or any(m not in MODALITIES for m in self.modalities):
-            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
+            raise ValueError(f"features.modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
         if tuple(m for m in MODALITIES if m in self.modalities) != self.modalities:
-            raise ValueError(f"modalities must keep the order {MODALITIES}, got {self.modalities}")
+            raise ValueError(f"features.modalities must keep the order {MODALITIES}, got {self.modalities}")
         if self.unknown not in ("flag", "zero"):
-            raise ValueError(f"unknown must be 'flag' or 'zero', got {self.unknown!r}")
+            raise ValueError(f"features.unknown must be 'flag' or 'zero', got {self.unknown!r}")
+        for name in ("l2_normalize", "irish_grid", "zero_location"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"features.{name} must be true or false, got {getattr(self, name)!r}")
 
     @property
     def name(self) -> str:
@@ -44,7 +51,7 @@ class FeatureSpec:
 
     def dim(self, embed_dim: int) -> int:
         flag = self.unknown == "flag"
-        sizes = {"image": embed_dim + flag, "title": embed_dim, "location": 2 + flag}
+        sizes = {"image": embed_dim + flag, "title": embed_dim + flag, "location": 2 + flag}
         return sum(sizes[m] for m in self.modalities)
 
     def to_dict(self) -> dict:
@@ -76,24 +83,20 @@ def _fill(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: n
           out: np.ndarray) -> np.ndarray:
     """Write the model input of `features` rows `rows` into `out`, block by block (no concatenation)."""
     flag, dim, col = spec.unknown == "flag", features.image.shape[1], 0
-    if "image" in spec.modalities:
-        img = _take(features.image, rows, out[:, col:col + dim])
-        missing = np.isnan(img).any(axis=1)
-        img[missing] = 0.0
-        if spec.l2_normalize:
-            _l2_(img)
-        col += dim
-        if flag:
-            out[:, col] = missing
-            col += 1
-    if "title" in spec.modalities:
-        txt = _take(features.title, rows, out[:, col:col + dim])
-        if spec.l2_normalize:
-            _l2_(txt)
-        col += dim
+    for name in ("image", "title"):
+        if name in spec.modalities:
+            block = _take(getattr(features, name), rows, out[:, col:col + dim])
+            missing = ~np.isfinite(block).all(axis=1)  # one NaN or Inf makes the whole row unknown
+            block[missing] = 0.0
+            if spec.l2_normalize:
+                _l2_(block)
+            col += dim
+            if flag:
+                out[:, col] = missing
+                col += 1
     if "location" in spec.modalities:
-        unknown = np.isnan(location).any(axis=1)
-        out[:, col:col + 2] = np.where(unknown[:, None], 0.0, location)
+        unknown = np.ones(len(rows), dtype=bool) if spec.zero_location else np.isnan(location).any(axis=1)
+        out[:, col:col + 2] = 0.0 if spec.zero_location else np.where(unknown[:, None], 0.0, location)
         col += 2
         if flag:
             out[:, col] = unknown

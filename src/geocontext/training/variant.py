@@ -17,6 +17,22 @@ from .heads import build_head, predict_proba
 from .inputs import FeatureSpec, Standardizer, fuse
 
 
+def load_tensors(path: Path) -> dict:
+    """A checkpoint of tensors only, loaded with weights_only=True. Anything else (a pickle that would run
+    code, a broken file) is refused in one line; PyTorch's advice to retry with weights_only=False is not
+    passed on, as following it would run the file's code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: missing") from exc
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError...: all mean "not a plain checkpoint"
+        raise DataError(f"{path}: refused: not a plain tensor checkpoint that loads safely (weights only);"
+                        f" it may run code when unpickled ({type(exc).__name__})") from exc
+    if not isinstance(state, dict) or not {"head", "scaler"} <= set(state):
+        raise DataError(f"{path}: not a variant checkpoint (expected 'head' and 'scaler' state dicts)")
+    return state
+
+
 @dataclass
 class Variant:
     name: str
@@ -76,9 +92,9 @@ class Variant:
         folder = Path(folder)
         try:
             spec = json.loads((folder / "variant.json").read_text())
-            state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-        except (OSError, json.JSONDecodeError, RuntimeError) as exc:
+        except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"{folder}: not a readable variant folder ({exc})") from exc
+        state = load_tensors(folder / "model.pt")
         head = build_head(spec["head"], spec["in_dim"], len(spec["columns"]), spec["hidden"], spec["dropout"])
         head.load_state_dict(state["head"])
         head.eval()
