@@ -43,7 +43,10 @@ def test_run_writes_a_valid_submission_and_an_honest_report(finished, demo_data)
     assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
     assert set(report["variants"]) == {"linear", "mlp-img-loc"}
     assert report["final"]["name"] in report["candidates"]
-    assert report["final"]["exact_match"] == max(c["exact_match"] for c in report["candidates"].values())
+    final = report["final"]
+    assert final["selection_exact_match"] == max(c["exact_match"] for c in report["candidates"].values())
+    assert final["rows"] + report["rows"]["holdout_choosing_epochs"] == report["rows"]["holdout"]
+    assert len(final["fold_choices"]) == 2 and 0 <= final["exact_match"] <= 1
     assert report["rows"]["holdout"] + report["rows"]["train_used"] + report["rows"]["dropped_many_tags"] == 240
     train = report["inputs"]["train"]
     assert train["metadata"]["malformed_lines"] >= 1 and train["locations"]["known"] < 240
@@ -182,5 +185,5 @@ def test_leaderboard_ranks_candidates(finished, capsys):
     assert sum(r["final"] for r in rows) == 1 and len(rows) == len(report["candidates"])
     assert main(["leaderboard", str(out), "--final"]) == 0
     table = capsys.readouterr().out
-    assert f"{report['final']['exact_match']:.4f}" in table and "*" in table
+    assert f"{report['final']['selection_exact_match']:.4f}" in table and "*" in table
     assert main(["leaderboard", str(out.parent / "nowhere")]) == 2

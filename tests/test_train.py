@@ -74,3 +74,34 @@ def test_predict_proba_is_batched_and_in_eval_mode():
     a = predict_proba(head, x, batch_size=3)
     b = predict_proba(head, x, batch_size=100)
     assert a.shape == (10, 3) and np.allclose(a, b)  # dropout off: batching changes nothing
+
+
+def test_the_returned_head_is_the_best_epoch_not_the_last():
+    """A wide MLP on weak signal overfits: the hold-out gets worse after an early best epoch, and training
+    runs on (patience covers every epoch). The head returned must score exactly its best epoch's record."""
+    from geocontext.training.loop import _logits, holdout_scores
+
+    gen = torch.Generator().manual_seed(1)
+    y = (torch.rand(800, 5, generator=gen) < 0.3).float()
+    x = 0.4 * y @ torch.randn(5, 64, generator=gen) + torch.randn(800, 64, generator=gen)
+    config = TrainConfig(head="mlp", hidden=256, epochs=14, patience=14, lr=1e-2, dropout=0.0, precision="fp32")
+    result = fit(x[:400], y[:400], x[400:], y[400:], config)
+    best, last = result.history[result.best_epoch], result.history[-1]
+    assert result.best_epoch < len(result.history) - 1 and last["holdout_loss"] > best["holdout_loss"] + 0.01
+    exact, loss = holdout_scores(_logits(result.head, x[400:], False), y[400:])
+    assert exact == best["holdout_exact_match"] and loss == pytest.approx(best["holdout_loss"], abs=1e-6)
+
+
+def test_mixup_softens_the_heads_confidence():
+    """MixUp trains on blended rows with blended targets, so on separable data the head stays less sure of
+    its training rows than the same head, seed and data without it; both still learn."""
+    x, y = separable()
+    plain = TrainConfig(head="mlp", epochs=10, lr=3e-3, dropout=0.0, patience=10, precision="fp32")
+    mixed = TrainConfig(**{**plain.to_dict(), "mixup_alpha": 0.4})
+    confidence = {}
+    for name, config in (("plain", plain), ("mixup", mixed)):
+        result = fit(x[:2400], y[:2400], x[2400:], y[2400:], config)
+        assert result.best_exact_match > 0.8
+        p = predict_proba(result.head, x[:2400])
+        confidence[name] = float(np.abs(p - 0.5).mean())
+    assert confidence["mixup"] < confidence["plain"] - 0.01, confidence

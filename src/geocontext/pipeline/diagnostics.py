@@ -20,11 +20,15 @@ from .members import run_json
 HOLDOUT = "holdout.npz"
 
 
-def save_holdout(out: Path, ids: np.ndarray, y: np.ndarray, predicted: np.ndarray, choice_name: str) -> Path:
-    """What the report needs beyond report.json: which photos, their labels, the tags the final choice gave."""
+def save_holdout(out: Path, ids: np.ndarray, y: np.ndarray, predicted: np.ndarray, choice_name: str,
+                 rows: np.ndarray | None = None) -> Path:
+    """What the report needs beyond report.json: which photos, their labels, the tags the final choice gave;
+    `rows`: their positions among the hold-out rows of the members' probabilities (default: all of them)."""
     path = Path(out) / HOLDOUT
+    rows = np.arange(len(ids)) if rows is None else rows
     np.savez_compressed(path, ids=np.asarray(ids, dtype=np.int64), y=np.asarray(y, dtype=np.uint8),
-                        predicted=np.asarray(predicted, dtype=np.uint8), choice=np.array(choice_name))
+                        predicted=np.asarray(predicted, dtype=np.uint8), choice=np.array(choice_name),
+                        rows=np.asarray(rows, dtype=np.int64))
     return path
 
 
@@ -49,7 +53,9 @@ def load_tags(run_dir) -> dict[str, np.ndarray]:
                         " run had a hold-out); run `geocontext run` again with the same --out: finished variants are"
                         " reused, only the decoding is redone")
     with np.load(path) as saved:
-        return {k: saved[k] for k in ("ids", "y", "predicted", "choice")}
+        tags = {k: saved[k] for k in ("ids", "y", "predicted", "choice")}
+        tags["rows"] = saved["rows"] if "rows" in saved else np.arange(len(tags["ids"]))
+        return tags
 
 
 def load_holdout(run_dir) -> Holdout:
@@ -66,7 +72,7 @@ def load_holdout(run_dir) -> Holdout:
         if not member.exists():
             raise DataError(f"{member}: missing; the final choice needs member {m!r}'s hold-out probabilities")
         probs.append(np.load(member))
-    combined = choice.combine(probs).astype(np.float32)
+    combined = choice.combine(probs).astype(np.float32)[saved["rows"]]  # the rows that chose no epoch
     y, predicted = saved["y"], saved["predicted"]
     if not combined.shape == y.shape == predicted.shape:
         raise DataError(f"{run_dir}: hold-out probabilities {combined.shape} do not match {path}'s labels {y.shape}")

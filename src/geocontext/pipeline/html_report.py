@@ -114,7 +114,7 @@ def _set_sizes(h: Holdout) -> str:
 def _header(run_dir: Path, report: dict, h: Holdout, data_dir) -> list[str]:
     final = report["final"]
     lines = [f"Final choice <b>{esc(final['name'])}</b>: hold-out exact match <b>{final['exact_match']:.4f}</b>,"
-             f" macro F1 {final['macro_f1']:.4f} (cross-fitted)",
+             f" macro F1 {final['macro_f1']:.4f} (nested estimate: each row scored by a choice made without it)",
              f"{len(h.ids)} hold-out photos, {len(h.columns)} tags · run folder {esc(run_dir)}"
              + (f" · photos from {esc(data_dir)}" if data_dir else "")]
     lines += [esc(w) for w in report.get("warnings", [])]

@@ -13,6 +13,7 @@ OUT/ after a run:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -25,7 +26,6 @@ from ..data.readers import read_tag_names
 from ..data.submission import write_submission
 from ..decoding.decoders import ThresholdDecoder
 from ..decoding.metrics import scores
-from ..decoding.select import choose
 from ..training.config import VariantConfig
 from ..training.heads import predict_proba
 from ..training.inputs import (
@@ -38,6 +38,7 @@ from ..training.loop import fit, storage_dtype
 from ..training.variant import Variant
 from .config import RunConfig
 from .diagnostics import save_holdout
+from .honest import honest_choice, stop_key, stop_rows
 from .html_report import write_html_report
 from .members import (
     Members,
@@ -56,18 +57,19 @@ def train_variants(prep: Prepared, config: RunConfig, out: Path, timings: dict) 
     """Train each configured variant (or reuse it when a finished one with the same inputs is in `out`);
     variants that share a feature spec share one fused, standardised input."""
     members = Members()
+    stop = stop_rows(prep.labels.ids, prep.holdout, config.seed)
     groups: dict[FeatureSpec, list[VariantConfig]] = {}
     for vc in config.variants:
         groups.setdefault(vc.features, []).append(vc)
     for spec, group in groups.items():
         todo = [vc for vc in group if not reuse(out / "variants" / vc.name, vc, prep, members)]
         if todo:
-            _train_group(prep, spec, todo, out, timings, members)
+            _train_group(prep, spec, todo, out, timings, members, stop)
     return members
 
 
-def _group_inputs(prep: Prepared, spec: FeatureSpec, dtypes: list[torch.dtype]):
-    """The scaler fitted on the training rows, the fit and hold-out tensors in each dtype, and float32
+def _group_inputs(prep: Prepared, spec: FeatureSpec, dtypes: list[torch.dtype], stop: np.ndarray):
+    """The scaler fitted on the training rows, the fit and epoch-choosing (`stop`) tensors in each dtype, and float32
     hold-out and test tensors (probabilities always come from float32 inputs, as `predict` computes them,
     so a rerun of predict gives the very same tags)."""
     train, test = prep.train, prep.test
@@ -77,7 +79,7 @@ def _group_inputs(prep: Prepared, spec: FeatureSpec, dtypes: list[torch.dtype]):
 
     dim = spec.dim(train.features.image.shape[1])
     scaler = Standardizer.fit_blocks(block[prep.fit_rows[s:s + len(block)]] for s, block in train_chunks())
-    selections = [(rows, dt) for dt in dtypes for rows in (prep.fit_rows, prep.holdout)]
+    selections = [(rows, dt) for dt in dtypes for rows in (prep.fit_rows, stop)]
     built = standardised_tensors(train_chunks(), scaler, selections + [(prep.holdout, torch.float32)], dim)
     by_dtype = {dt: (built[2 * i], built[2 * i + 1]) for i, dt in enumerate(dtypes)}
     (x_test,) = standardised_tensors(fuse_chunks(spec, test.features, test.rows, test.location, test.irish), scaler,
@@ -86,16 +88,16 @@ def _group_inputs(prep: Prepared, spec: FeatureSpec, dtypes: list[torch.dtype]):
 
 
 def _train_group(prep: Prepared, spec: FeatureSpec, todo: list[VariantConfig], out: Path, timings: dict,
-                 members: Members) -> None:
+                 members: Members, stop: np.ndarray) -> None:
     t = time.perf_counter()
     dtypes = sorted({storage_dtype(vc.train.precision) for vc in todo}, key=str)
-    scaler, by_dtype, x_holdout, x_test = _group_inputs(prep, spec, dtypes)
+    scaler, by_dtype, x_holdout, x_test = _group_inputs(prep, spec, dtypes, stop)
     timings[f"features {spec.name}"] = time.perf_counter() - t
     y_fit, y_holdout = torch.from_numpy(prep.labels.y[prep.fit_rows]), prep.y_holdout
     for vc in todo:
         x_fit, x_val = by_dtype[storage_dtype(vc.train.precision)]
         say(f"training {vc.name}: {len(x_fit)} rows x {x_fit.shape[1]} inputs ({x_fit.dtype})")
-        result = fit(x_fit, y_fit, x_val, torch.from_numpy(y_holdout), vc.train, desc=vc.name)
+        result = fit(x_fit, y_fit, x_val, torch.from_numpy(prep.labels.y[stop]), vc.train, desc=vc.name)
         variant = Variant(vc.name, spec, vc.train.head, result.head, scaler, prep.labels.columns,
                           vc.train.hidden, vc.train.dropout,
                           info={"train": vc.train.to_dict(), "best_epoch": result.best_epoch,
@@ -112,10 +114,14 @@ def _train_group(prep: Prepared, spec: FeatureSpec, todo: list[VariantConfig], o
 
 
 def finish(prep: Prepared, out: Path, members: Members, config: RunConfig, timings: dict, start: float) -> dict:
-    """Choose the final combination and decoder honestly, write submission, run.json and report.json."""
+    """Choose the final combination and decoder honestly (pipeline.honest), write submission, run.json
+    and report.json."""
     t = time.perf_counter()
-    choice, candidates, predicted = choose(members.holdout_probs, prep.y_holdout, prep.labels.ids[prep.holdout],
-                                           prep.labels.y[prep.fit_rows], config.decode, out)
+    select = ~stop_rows(prep.labels.ids, prep.holdout, config.seed)[prep.holdout]  # over hold-out rows
+    y_select = prep.y_holdout[select]
+    choice, candidates, predicted, estimate = honest_choice(
+        {m: p[select] for m, p in members.holdout_probs.items()}, y_select, prep.labels.ids[prep.holdout][select],
+        prep.labels.y[prep.fit_rows], config.decode, out)
     test_probs = [members.test_probs[m] for m in choice.members]
     final_tags = choice.decode(test_probs)
     submission = write_submission(out / "submission.csv.zip", prep.test_ids, final_tags, prep.labels.columns,
@@ -126,21 +132,26 @@ def finish(prep: Prepared, out: Path, members: Members, config: RunConfig, timin
                 "data": str(prep.data_dir), "features": str(prep.features_dir)}
     (out / "run.json").write_text(json.dumps(run_info, indent=2))
     report = {
-        "final": {"name": choice.name, **candidates[choice.name]},
+        "final": {"name": choice.name, **candidates[choice.name], **estimate,
+                  "selection_exact_match": candidates[choice.name]["exact_match"],
+                  "estimate": "nested: each selection row scored by a choice made without it (pipeline.honest)"},
         "candidates": candidates,
         "variants": members.reports,
         "rows": {"train_used": int(prep.fit_rows.sum()), "dropped_many_tags": int((~prep.holdout & ~prep.fit_rows).sum()),
-                 "holdout": int(prep.holdout.sum()), "test": len(prep.test_ids)},
+                 "holdout": int(prep.holdout.sum()), "holdout_choosing_epochs": int((~select).sum()),
+                 "test": len(prep.test_ids)},
         "inputs": {"train": prep.train.summary, "test": prep.test.summary},
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "submission": str(submission),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    write_report(out, report, choice, prep.y_holdout, predicted, list(prep.labels.columns),
+    write_report(out, report, choice, y_select, predicted, list(prep.labels.columns),
                  read_tag_names(prep.data_dir))
-    save_holdout(out, prep.labels.ids[prep.holdout], prep.y_holdout, predicted, choice.name)
+    save_holdout(out, prep.labels.ids[prep.holdout][select], y_select, predicted, choice.name,
+                 rows=np.flatnonzero(select))
     write_html_report(out, prep.data_dir)
-    say(f"final: {choice.name}, hold-out exact match {candidates[choice.name]['exact_match']:.4f} (cross-fitted)")
+    say(f"final: {choice.name}, hold-out exact match {estimate['exact_match']:.4f} (nested estimate; "
+        f"{candidates[choice.name]['exact_match']:.4f} within the selection)")
     say(f"submission: {submission}")
     return report
 
@@ -154,6 +165,8 @@ def run(data_dir, features_dir, out_dir, config: RunConfig | None = None, with_r
     timings, start = {}, time.perf_counter()
     extra = load_members(with_runs)  # checked before anything is trained
     prep = prepare(data_dir, features_dir, out, config.holdout_fraction, config.seed, config.max_tags, accept_missing)
+    prep = dataclasses.replace(prep, reuse_key=prep.reuse_key + stop_key(
+        prep.labels.ids, stop_rows(prep.labels.ids, prep.holdout, config.seed)))
     check_member_columns(extra, prep.labels.columns)
     timings["load"] = time.perf_counter() - start
     members = train_variants(prep, config, out, timings)

@@ -1,0 +1,118 @@
+"""A location encoder: what the training photos in the same square were tagged, at several scales.
+
+A raw normalised lat/lon into a linear head cannot say "this square is coastal": tags cluster in places
+(coasts, uplands, canals, cities) that no straight line in (lat, lon) separates. `LocationPriors` counts,
+for each tag, the training photos in the same cell of about 1, 10 and 100 km, and turns the counts into
+a smoothed log-odds prior per tag and scale, shrunk toward the coarser scale's prior (the 100 km scale
+toward the global share) with `strength` pseudo-photos, plus log(1 + photos in the cell) per scale.
+
+Training rows get out-of-fold priors: each row's own fold is left out of its counts, so a head cannot
+learn to read its own label back. New photos (hold-out, test, `predict`) get priors from all training
+rows. The counts are kept as arrays (`state`), saved with a run and rebuilt for new photos.
+Unknown locations get the global prior and zero counts.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+KM_PER_DEG_LAT = 111.0
+KM_PER_DEG_LON = 111.0 * np.cos(np.deg2rad(54.0))  # Great Britain and Ireland: ~50-60 N
+SCALES_KM = (1.0, 10.0, 100.0)
+
+
+def cell_keys(latlon: np.ndarray, km: float) -> np.ndarray:
+    """An int64 cell key per (lat, lon) row on a grid of about `km` km; -1 where the location is unknown."""
+    latlon = np.asarray(latlon, dtype=np.float64)
+    known = np.isfinite(latlon).all(axis=1)
+    safe = np.where(known[:, None], latlon, 0.0)
+    i = np.floor(safe[:, 0] * KM_PER_DEG_LAT / km).astype(np.int64)
+    j = np.floor(safe[:, 1] * KM_PER_DEG_LON / km).astype(np.int64)
+    return np.where(known, (i + 100_000) * 1_000_000 + (j + 500_000), -1)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p)).astype(np.float32)
+
+
+class LocationPriors:
+    """Per-cell tag counts at several scales; `features(latlon)` -> (N, n_tags * scales + scales) float32."""
+
+    def __init__(self, scales: tuple[float, ...], keys: list[np.ndarray], counts: list[np.ndarray],
+                 totals: list[np.ndarray], global_rate: np.ndarray, strength: float):
+        self.scales, self.keys, self.counts, self.totals = tuple(scales), keys, counts, totals
+        self.global_rate, self.strength = global_rate, float(strength)
+
+    @classmethod
+    def fit(cls, latlon: np.ndarray, y: np.ndarray, scales=SCALES_KM, strength: float = 5.0) -> "LocationPriors":
+        y = np.asarray(y, dtype=np.float32)
+        keys, counts, totals = [], [], []
+        for km in scales:
+            k = cell_keys(latlon, km)
+            known = k >= 0
+            uniq, inverse = np.unique(k[known], return_inverse=True)
+            c = np.zeros((len(uniq), y.shape[1]), dtype=np.float32)
+            np.add.at(c, inverse, y[known])
+            keys.append(uniq)
+            counts.append(c)
+            totals.append(np.bincount(inverse, minlength=len(uniq)).astype(np.float32))
+        return cls(scales, keys, counts, totals, y.mean(axis=0), strength)
+
+    @property
+    def dim(self) -> int:
+        return len(self.scales) * (len(self.global_rate) + 1)
+
+    def _lookup(self, latlon: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """(counts, totals) of each row's cell at scale `s`; zeros for unknown or unseen cells."""
+        k = cell_keys(latlon, self.scales[s])
+        keys = self.keys[s]
+        c = np.zeros((len(k), len(self.global_rate)), dtype=np.float32)
+        n = np.zeros(len(k), dtype=np.float32)
+        if len(keys):
+            pos = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
+            hit = (k >= 0) & (keys[pos] == k)
+            c[hit], n[hit] = self.counts[s][pos[hit]], self.totals[s][pos[hit]]
+        return c, n
+
+    def _encode(self, cells: list[tuple[np.ndarray, np.ndarray]], global_rate: np.ndarray) -> np.ndarray:
+        """Coarse to fine: each scale's rate is shrunk toward the next coarser scale's."""
+        parts, base = [], np.broadcast_to(global_rate, cells[0][0].shape)
+        for c, n in reversed(cells):
+            rate = (c + self.strength * base) / (n[:, None] + self.strength)
+            parts.append((_logit(rate), np.log1p(n)[:, None].astype(np.float32)))
+            base = rate
+        parts.reverse()
+        return np.concatenate([p for pair in parts for p in pair], axis=1)
+
+    def features(self, latlon: np.ndarray) -> np.ndarray:
+        """Priors for new photos, from all training rows."""
+        return self._encode([self._lookup(latlon, s) for s in range(len(self.scales))], self.global_rate)
+
+    def out_of_fold(self, latlon: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
+        """Priors for the training rows this was fitted on, each without its own fold's photos."""
+        out = np.empty((len(latlon), self.dim), dtype=np.float32)
+        y = np.asarray(y, dtype=np.float32)
+        for k in np.unique(fold):
+            own = fold == k
+            mine = LocationPriors.fit(latlon[own], y[own], self.scales, self.strength)
+            cells = []
+            for s in range(len(self.scales)):
+                c_all, n_all = self._lookup(latlon[own], s)
+                c_own, n_own = mine._lookup(latlon[own], s)
+                cells.append((c_all - c_own, n_all - n_own))
+            rest = ~own
+            out[own] = self._encode(cells, y[rest].mean(axis=0) if rest.any() else self.global_rate)
+        return out
+
+    def state(self) -> dict:
+        """Arrays and numbers only: saved beside a head, loaded with weights_only=True."""
+        t = lambda xs: [torch.from_numpy(np.ascontiguousarray(x)) for x in xs]  # noqa: E731
+        return {"scales": list(self.scales), "keys": t(self.keys), "counts": t(self.counts), "totals": t(self.totals),
+                "global_rate": torch.from_numpy(np.asarray(self.global_rate)), "strength": self.strength}
+
+    @classmethod
+    def from_state(cls, d: dict) -> "LocationPriors":
+        arrays = lambda xs: [np.asarray(x.numpy() if isinstance(x, torch.Tensor) else x) for x in xs]  # noqa: E731
+        return cls(tuple(d["scales"]), arrays(d["keys"]), arrays(d["counts"]), arrays(d["totals"]),
+                   arrays([d["global_rate"]])[0], d["strength"])
