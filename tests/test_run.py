@@ -24,8 +24,8 @@ from geocontext.training.inputs import FeatureSpec, fuse
 
 def small_config() -> RunConfig:
     return RunConfig(
-        variants=[VariantConfig("linear", train=TrainConfig(head="linear", epochs=8, lr=5e-3)),
-                  VariantConfig("mlp-img-loc", FeatureSpec(("image", "location")), TrainConfig(head="mlp", epochs=8))],
+        variants=[VariantConfig("linear", train=TrainConfig(head="linear", epochs=8, lr=5e-2)),
+                  VariantConfig("mlp-img-loc", FeatureSpec(("image", "location")), TrainConfig(head="mlp", epochs=8, lr=1e-2))],
         decode=DecodeConfig(global_trials=8, per_tag_trials=6, label_sets=200))
 
 
