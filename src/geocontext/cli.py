@@ -9,6 +9,11 @@ from pathlib import Path
 from .errors import DataError, SubmissionError
 
 
+def _features(given: list[Path]):
+    """--features, repeatable: one folder as a path, several as a list (their blocks read together)."""
+    return given[0] if len(given) == 1 else given
+
+
 def _run(args) -> int:
     from .pipeline.config import RunConfig
     from .pipeline.run import run
@@ -16,14 +21,14 @@ def _run(args) -> int:
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
     if args.seed is not None:
         config.seed = args.seed
-    run(args.data, args.features, args.out, config, with_runs=args.with_runs)
+    run(args.data, _features(args.features), args.out, config, with_runs=args.with_runs)
     return 0
 
 
 def _predict(args) -> int:
     from .pipeline.predict import predict
 
-    predict(args.run, args.data, args.features, args.out, args.probs, args.split)
+    predict(args.run, args.data, _features(args.features), args.out, args.probs, args.split)
     return 0
 
 
@@ -56,14 +61,15 @@ def _add_embed_verb(sub) -> None:
 
     def embed(args) -> int:
         from .embedding.encoder import EncoderConfig
-        from .embedding.pipeline import EmbedConfig, embed, parse_shard, parse_splits
+        from .embedding.pipeline import EmbedConfig, embed, parse_kinds, parse_shard, parse_splits
 
         if args.data is None or args.out is None:
             raise ValueError("embed needs --data DATA and --out FEATURES (or: embed merge ...)")
         encoder = EncoderConfig(model=args.model, pretrained=args.pretrained, random_weights=args.random_weights,
                                 quick_gelu=args.quick_gelu, seed=args.seed, device=args.device,
-                                precision=args.precision, cache_dir=args.cache_dir)
-        config = EmbedConfig(encoder, args.batch_size, args.workers, args.chunk_size, parse_shard(args.shard))
+                                precision=args.precision, cache_dir=args.cache_dir, tokenizer=args.tokenizer)
+        config = EmbedConfig(encoder, args.batch_size, args.workers, args.chunk_size, parse_shard(args.shard),
+                             args.title_encoder, parse_kinds(args.blocks))
         embed(args.data, args.out, parse_splits(args.split), config)
         return 0
 
@@ -83,6 +89,12 @@ def _add_embed_verb(sub) -> None:
     p.add_argument("--pretrained", default="openai", help="open_clip pretrained tag (downloads; needs internet) or a"
                    " local checkpoint file, e.g. open_clip_pytorch_model.bin (default: openai)")
     p.add_argument("--random-weights", action="store_true", help="no pretrained weights: random ones (demo, dry runs)")
+    p.add_argument("--tokenizer", help="local Hugging Face tokenizer folder, for models whose tokenizer is on the hub"
+                   " (SigLIP's) when there is no internet")
+    p.add_argument("--title-encoder", help="sentence-transformers:NAME_OR_FOLDER (e.g. all-MiniLM-L6-v2, or a saved"
+                   " model's folder offline) embeds the titles instead of the open_clip text tower")
+    p.add_argument("--blocks", default="image,title", help="blocks to make: image, title or image,title (default);"
+                   " into an existing FEATURES folder they are added beside its other blocks")
     p.add_argument("--quick-gelu", action="store_true", help="QuickGELU activations, as OpenAI's weights need when"
                    " given as a file (automatic with --pretrained openai)")
     p.add_argument("--batch-size", type=int, help="photos per batch (default: 256 on CUDA, 32 on CPU)")
@@ -143,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train the default variants, decode, write OUT/submission.csv.zip and report.json")
     p.add_argument("--data", required=True, type=Path, help="DATA folder in the competition's layout")
-    p.add_argument("--features", required=True, type=Path, help="FEATURES folder (train/ and test/)")
+    p.add_argument("--features", required=True, type=Path, action="append", help="FEATURES folder (train/ and"
+                   " test/); repeat it to read the blocks of several folders made for the same ids (the default"
+                   " variants then fuse every image and title block found)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--config", type=Path, help="JSON run configuration (variants, hold-out, ...)")
     p.add_argument("--seed", type=int, help="seed of the hold-out split")
@@ -154,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="tag another set of photos with a finished run (no retraining)")
     p.add_argument("--run", required=True, type=Path, help="OUT folder of a finished `run`")
     p.add_argument("--data", required=True, type=Path, help="DATA folder (metadata.csv for locations, test.csv for the id list)")
-    p.add_argument("--features", required=True, type=Path, help="FEATURES folder")
+    p.add_argument("--features", required=True, type=Path, action="append",
+                   help="FEATURES folder; repeat it as the run was given it (several folders' blocks together)")
     p.add_argument("--split", default="test", help="FEATURES split to tag (default: test)")
     p.add_argument("--out", required=True, type=Path, help="submission file to write (.csv.zip)")
     p.add_argument("--probs", type=Path, help="also save the final per-tag probabilities (.npy, rows in the features' id order)")

@@ -10,7 +10,8 @@ from ..console import say
 from ..data.readers import find, read_test_ids
 from ..data.submission import write_submission
 from ..decoding.select import Choice
-from ..embedding.features import align, load_features
+from ..embedding.blocks import open_features
+from ..embedding.features import align
 from ..training.variant import Variant
 from .members import run_json
 from .prepare import load_inputs
@@ -27,7 +28,7 @@ def load_run(run_dir) -> tuple[dict, dict[str, Variant], Choice]:
 def predict(run_dir, data_dir, features_dir, out_file, probs_file=None, split: str = "test") -> dict:
     """Tag the photos of a FEATURES split with a finished run (no retraining)."""
     info, variants, choice = load_run(run_dir)
-    features = load_features(features_dir, split)
+    features = open_features(features_dir, split)  # one FEATURES folder, or several (their blocks together)
     ids = features.ids
     inputs = load_inputs(data_dir, features_dir, split, ids, f"{features.path / 'ids.npy'}")
     fused = {}

@@ -11,8 +11,8 @@ from ..console import say
 from ..data import grid
 from ..data.readers import Labels, read_metadata, read_test_ids, read_train_labels
 from ..data.split import holdout_mask
-from ..embedding.features import FeatureSet, align, load_features
-from ..errors import DataError
+from ..embedding.blocks import blocks_identity, check_splits_agree, feature_folders, open_features
+from ..embedding.features import FeatureSet, align
 from ..hashing import content_digest
 
 
@@ -29,7 +29,7 @@ class Inputs:
 
 
 def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str) -> Inputs:
-    features = load_features(features_dir, split)
+    features = open_features(features_dir, split)  # one FEATURES folder, or the blocks of several
     rows = align(features, ids, source)
     meta = read_metadata(data_dir, ids)
     where = grid.locate(meta.grid_reference)
@@ -46,7 +46,7 @@ class Prepared:
     """Everything a run decides before training: inputs, the hold-out split, the rows to fit on."""
 
     data_dir: Path
-    features_dir: Path
+    features_dir: Path | tuple[Path, ...]  # several with `run --features A --features B`
     labels: Labels
     test_ids: np.ndarray
     train: Inputs
@@ -79,9 +79,7 @@ def prepare(data_dir, features_dir, out: Path, holdout_fraction: float = 0.2, se
     test_ids = read_test_ids(data_dir)
     train = load_inputs(data_dir, features_dir, "train", labels.ids, "train.csv")
     test = load_inputs(data_dir, features_dir, "test", test_ids, "test.csv")
-    if train.features.image.shape[1] != test.features.image.shape[1]:
-        raise DataError(f"{features_dir}: train features have dim {train.features.image.shape[1]}, test features"
-                        f" {test.features.image.shape[1]}; both splits must come from one encoder")
+    check_splits_agree(train.features, test.features)
     for name, part in (("train", train), ("test", test)):
         _say_summary(name, part.summary)
     holdout = holdout_mask(labels.ids, holdout_fraction, seed)
@@ -89,6 +87,9 @@ def prepare(data_dir, features_dir, out: Path, holdout_fraction: float = 0.2, se
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "split.npz", holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction)
     key = content_digest(labels.ids, labels.y, holdout, fit_rows, test_ids,
-                         np.array([len(train.features), len(test.features), train.features.image.shape[1]]))
+                         np.array([len(train.features), len(test.features), getattr(train.features.image, "shape", (0, 0))[1]]))
     key += str(train.features.meta.get("encoder")) + str(test.features.meta.get("encoder"))
-    return Prepared(Path(data_dir), Path(features_dir), labels, test_ids, train, test, holdout, fit_rows, key)
+    if len(train.features.blocks) > 2:  # more than the two default blocks: which ones, from which encoders
+        key += blocks_identity(train.features)
+    folders = feature_folders(features_dir)
+    return Prepared(Path(data_dir), folders[0] if len(folders) == 1 else tuple(folders), labels, test_ids, train, test, holdout, fit_rows, key)

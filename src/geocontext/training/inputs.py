@@ -2,12 +2,12 @@
 chunk by chunk, and standardised with the training rows' column statistics (Standardizer)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 
-from ..embedding.features import FeatureSet, release
+from ..embedding.features import KINDS, FeatureSet, release
 
 MODALITIES = ("image", "title", "location")
 SHORT = {"image": "img", "title": "txt", "location": "loc"}
@@ -22,12 +22,15 @@ class FeatureSpec:
     block (square unknown), so the head can tell "unknown" from a real value. unknown="zero" is the
     published convention: zeros and nothing else. irish_grid=False treats photos on the Irish Grid as
     unknown, as the published pipeline did (it resolved British National Grid references only).
+    blocks names the FEATURES blocks fused, in order (e.g. image@ViT-B-32, title@bge-small-en-v1.5); each
+    block's kind (before the @) must be among the modalities. Empty: the default image and title blocks.
     """
 
     modalities: tuple[str, ...] = MODALITIES
     l2_normalize: bool = True
     unknown: str = "flag"
     irish_grid: bool = True
+    blocks: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -37,10 +40,30 @@ class FeatureSpec:
             raise ValueError(f"modalities must keep the order {MODALITIES}, got {self.modalities}")
         if self.unknown not in ("flag", "zero"):
             raise ValueError(f"unknown must be 'flag' or 'zero', got {self.unknown!r}")
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        kinds = [b.split("@")[0] for b in self.blocks]
+        if self.blocks and (any(k not in self.modalities or k not in KINDS for k in kinds)
+                            or any(m not in kinds for m in KINDS if m in self.modalities)):
+            raise ValueError(f"blocks {list(self.blocks)}: each must be image@... or title@... of a modality in"
+                             f" {self.modalities}, and each of those modalities needs a block")
 
     @property
     def name(self) -> str:
-        return "-".join(SHORT[m] for m in self.modalities)
+        if not self.blocks:
+            return "-".join(SHORT[m] for m in self.modalities)
+        parts = [SHORT[b.split("@")[0]] + b[len(b.split("@")[0]):] for b in self.blocks]
+        return "-".join(parts + (["loc"] if "location" in self.modalities else []))
+
+    def block_names(self) -> tuple[str, ...]:
+        """The blocks fused, by name ("image" and "title" name a folder's default blocks)."""
+        return self.blocks or tuple(m for m in self.modalities if m in KINDS)
+
+    def width(self, features: FeatureSet) -> int:
+        """Columns of the fused input for these features."""
+        flag = self.unknown == "flag"
+        sizes = [features.block(n).array.shape[1] + (flag and features.block(n).kind == "image")
+                 for n in self.block_names()]
+        return sum(sizes) + (2 + flag if "location" in self.modalities else 0)
 
     def dim(self, embed_dim: int) -> int:
         flag = self.unknown == "flag"
@@ -48,7 +71,10 @@ class FeatureSpec:
         return sum(sizes[m] for m in self.modalities)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.blocks:  # the default spec's dict (and a saved variant's reuse check) as before blocks
+            del d["blocks"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureSpec":
@@ -72,25 +98,32 @@ def _l2_(block: np.ndarray) -> None:
     np.divide(block, np.maximum(norm, 1e-12), out=block)
 
 
+def with_all_blocks(spec: FeatureSpec, features: FeatureSet) -> FeatureSpec:
+    """The default spec (no blocks named) on blocks read from several FEATURES folders: every image and
+    title block there, named. Else `spec` as it is."""
+    if spec.blocks or len(features.sources) < 2:
+        return spec
+    names = [n for kind in KINDS if kind in spec.modalities for n, b in features.blocks.items() if b.kind == kind]
+    return replace(spec, blocks=tuple(names))
+
+
 def _fill(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
           out: np.ndarray) -> np.ndarray:
     """Write the model input of `features` rows `rows` into `out`, block by block (no concatenation)."""
-    flag, dim, col = spec.unknown == "flag", features.image.shape[1], 0
-    if "image" in spec.modalities:
-        img = _take(features.image, rows, out[:, col:col + dim])
-        missing = np.isnan(img).any(axis=1)
-        img[missing] = 0.0
+    flag, col = spec.unknown == "flag", 0
+    for name in spec.block_names():
+        block = features.block(name)
+        dim = block.array.shape[1]
+        part = _take(block.array, rows, out[:, col:col + dim])
+        if block.kind == "image":
+            missing = np.isnan(part).any(axis=1)
+            part[missing] = 0.0
         if spec.l2_normalize:
-            _l2_(img)
+            _l2_(part)
         col += dim
-        if flag:
+        if flag and block.kind == "image":
             out[:, col] = missing
             col += 1
-    if "title" in spec.modalities:
-        txt = _take(features.title, rows, out[:, col:col + dim])
-        if spec.l2_normalize:
-            _l2_(txt)
-        col += dim
     if "location" in spec.modalities:
         unknown = np.isnan(location).any(axis=1)
         out[:, col:col + 2] = np.where(unknown[:, None], 0.0, location)
@@ -116,7 +149,7 @@ def fuse_chunks(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, locat
     len(rows)) marks squares on the Irish Grid, needed when the spec leaves those unknown. With `out`,
     the blocks are written straight into it (its rows start..start+len(block))."""
     location = _location_for(spec, location, irish)
-    dim = spec.dim(features.image.shape[1])
+    dim = spec.width(features)
     for start in range(0, len(rows), chunk):
         sel = rows[start:start + chunk]
         target = out[start:start + len(sel)] if out is not None else np.empty((len(sel), dim), np.float32)
@@ -128,7 +161,7 @@ def fuse_chunks(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, locat
 def fuse(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
          irish: np.ndarray | None = None) -> np.ndarray:
     """The whole float32 model input for `features` rows `rows` as one array (see `fuse_chunks`)."""
-    out = np.empty((len(rows), spec.dim(features.image.shape[1])), dtype=np.float32)
+    out = np.empty((len(rows), spec.width(features)), dtype=np.float32)
     for _ in fuse_chunks(spec, features, rows, location, irish, out=out):
         pass
     return out
