@@ -128,8 +128,8 @@ def check_splits_agree(train: FeatureSet, test: FeatureSet) -> None:
     a = {n: b.array.shape[1] for n, b in train.blocks.items()}
     b = {n: b.array.shape[1] for n, b in test.blocks.items()}
     if a != b:
-        raise DataError(f"{train.path} has blocks {a}, {test.path} has {b}; both splits must hold the same blocks"
-                        " from the same encoders (dim as given)")
+        raise DataError(f"{train.path.parent}: train features have blocks (name: dim) {a}, test features {b};"
+                        " both splits must hold the same blocks from the same encoders")
 
 
 def blocks_identity(features: FeatureSet) -> str:
