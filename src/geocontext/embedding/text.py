@@ -76,7 +76,7 @@ class SentenceEncoder:
             self.model.half()
         self.weights = f"folder:{folder_digest(folder)}" if folder.is_dir() else f"hub:{self.source}"
         self.label = folder.resolve().name if folder.is_dir() else self.source.rstrip("/").split("/")[-1]
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int(self.model.get_embedding_dimension())
 
     @property
     def name(self) -> str:
