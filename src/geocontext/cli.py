@@ -280,7 +280,8 @@ def _dataset_prepare(args) -> int:
 
     info = prepare(args.features, args.out, username_from(args.username), args.metadata)
     print(f"prepared {info['folder']}: {', '.join(f'{s} {n} rows' for s, n in info['rows'].items())},"
-          f" {info['bytes'] / 1e6:.1f} MB, encoder {' / '.join(sorted(set(map(str, info['encoder'].values()))))}")
+          f" {info['bytes'] / 1e6:.1f} MB, encoder {' / '.join(sorted(set(map(str, info['encoder'].values()))))};"
+          f" blocks {', '.join(next(iter(info['blocks'].values())))}")
     if info["needs_username"]:
         print("note: the dataset id still reads '{username}'; set KAGGLE_USERNAME (or --username) and prepare again")
     print(f"publish it:   kaggle datasets create -p {info['folder']} --dir-mode tar      (first time; private)\n"
