@@ -181,7 +181,7 @@ def encoders(cfg: BenchConfig) -> dict:
 
     kw = {}
     if cfg.smoke:
-        tiny = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8},
+        tiny = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
                 "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
         path = cfg.cache / "gc-smoke-encoder.json"
         path.write_text(json.dumps(tiny))
