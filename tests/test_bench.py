@@ -9,7 +9,7 @@ def test_smoke_benchmark_fills_every_section(tmp_path):
     assert main(["--smoke", "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
     text = out.read_text()
     for heading in ("## Targets", "## 1. Training", "## 2. `geocontext run`", "## 3. Threshold tuning",
-                    "## 4. Predicting", "## 5. Embedding", "## 6. Decoders", "### Generated data set",
+                    "## 4. Predicting", "## 5. Embedding", "### Encoders", "## 6. Decoders", "### Generated data set",
                     "## 7. Reading the type-tag dataset", "## 8. Predict at archive scale", "## 9. One context labeller worker"):
         assert heading in text, heading
     results = json.loads((tmp_path / "cache" / "results.json").read_text())
@@ -22,3 +22,18 @@ def test_smoke_benchmark_fills_every_section(tmp_path):
     assert results["types_read"]["rows_read"]["whole"] == {"jsonl": 2000, "jsonl.gz": 2000}
     assert all(v["peak_rss_gb"] > 0 for v in results["archive"]["sizes"].values())
     assert results["labeller"]["photos_per_s"] > 0 and results["labeller"]["records_posted"] > 0
+
+
+def test_encoder_benchmark_reports_rates_and_a_stated_estimate(tmp_path):
+    from geocontext.bench.encoders import markdown, run_encoders
+
+    tiny = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
+    path = tmp_path / "gc-bench-tiny.json"
+    path.write_text(json.dumps(tiny))
+    result = run_encoders(photos=2, repeats=1, models=[str(path)], titles=8)
+    row = result["encoders"][str(path)]
+    assert row["photos_per_s"] > 0 and row["titles_per_s"] > 0 and row["image_gflops"] > 0
+    assert row["kaggle_t4_hours_estimate"] > 0 and row["bound"] in ("GPU compute", "JPEG decoding")
+    text = markdown(result)
+    assert "ESTIMATE" in text and "790k photos (estimate)" in text

@@ -203,6 +203,23 @@ def test_dataset_prepare_lays_out_features_with_metadata(demo_features, tmp_path
     prepare(demo_features, out, USER, REPO / "dataset-metadata.json")  # preparing again replaces its own folder
 
 
+def test_dataset_prepare_carries_every_block(demo_features, tmp_path, capsys):
+    from geocontext.embedding.blocks import write_blocks
+
+    features = tmp_path / "features"
+    shutil.copytree(demo_features, features)
+    for split in ("train", "test"):
+        ids = load_features(features, split).ids
+        write_blocks(features, split, ids, {"title@bge-small": (np.ones((len(ids), 4), np.float32), {"kind": "title"})}, {})
+    (features / "test" / ".title@x.npy.tmp-1").write_bytes(b"half")  # a killed write's leftover
+    out = tmp_path / "dataset"
+    assert main(["dataset", "prepare", "--features", str(features), "--out", str(out), "--username", USER,
+                 "--metadata", str(REPO / "dataset-metadata.json")]) == 0
+    assert "blocks image, title, title@bge-small" in capsys.readouterr().out
+    assert list(load_features(out, "test").blocks) == ["image", "title", "title@bge-small"]
+    assert not (out / "test" / ".title@x.npy.tmp-1").exists()
+
+
 def test_dataset_prepare_refuses_bad_features_and_foreign_folders(demo_features, tmp_path):
     broken = tmp_path / "broken"
     (broken / "train").mkdir(parents=True)

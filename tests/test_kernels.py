@@ -241,6 +241,11 @@ def test_rendered_embed_kernel_finds_its_data(rendered, kaggle_input, tmp_path):
         assert result.returncode == 0, result.stderr
     else:
         assert result.returncode == 2 and "no `embed` verb" in result.stderr
+    # Several blocks: one more pass per extra title encoder, titles only, into the same FEATURES folder.
+    result = run_isolated(tmp_path / "kernel" / "embed.py", ["--dry-run", "--add-title-encoder",
+                                                             "sentence-transformers:/m/bge"], env)
+    assert (f"$ geocontext embed --data {data} --out {tmp_path / 'w' / 'features'} --blocks title --title-encoder"
+            " sentence-transformers:/m/bge\n") in result.stdout
 
 
 def test_rendered_types_kernel_trains_and_tags_alone_on_kaggle_layout(rendered, types_input, tmp_path):

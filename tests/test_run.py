@@ -111,7 +111,7 @@ def test_train_and_test_features_must_share_a_dim(demo_data, demo_features, tmp_
     shutil.copytree(demo_features, broken)
     fs = load_features(broken, "test")
     save_features(broken, "test", fs.ids, np.zeros((len(fs), 8), np.float32), np.zeros((len(fs), 8), np.float32), {})
-    with pytest.raises(DataError, match="train features have dim 32, test features 8"):
+    with pytest.raises(DataError, match="train features have blocks .*'image': 32.*test features .*'image': 8"):
         run(demo_data, broken, tmp_path / "out", small_config())
 
 

@@ -9,6 +9,11 @@ from pathlib import Path
 from .errors import DataError, SubmissionError
 
 
+def _features(given: list[Path]):
+    """--features, repeatable: one folder as a path, several as a list (their blocks read together)."""
+    return given[0] if len(given) == 1 else given
+
+
 def _run(args) -> int:
     from .pipeline.config import RunConfig
     from .pipeline.run import run
@@ -16,21 +21,22 @@ def _run(args) -> int:
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
     if args.seed is not None:
         config.seed = args.seed
-    run(args.data, args.features, args.out, config, with_runs=args.with_runs, accept_missing=args.accept_missing)
+    run(args.data, _features(args.features), args.out, config, with_runs=args.with_runs,
+        accept_missing=args.accept_missing)
     return 0
 
 
 def _predict(args) -> int:
     from .pipeline.predict import predict
 
-    predict(args.run, args.data, args.features, args.out, args.probs, args.split, args.accept_missing)
+    predict(args.run, args.data, _features(args.features), args.out, args.probs, args.split, args.accept_missing)
     return 0
 
 
 def _check(args) -> int:
     from .pipeline.check import check
 
-    problems = check(args.data, args.features, args.accept_missing)["problems"]
+    problems = check(args.data, args.features and _features(args.features), args.accept_missing)["problems"]
     if problems:
         more = f" (and {len(problems) - 1} more, above)" if len(problems) > 1 else ""
         raise DataError(f"a run would stop: {problems[0]}{more}")
@@ -77,12 +83,12 @@ def _add_embed_verb(sub) -> None:
 
     def embed(args) -> int:
         from .embedding.options import encoder_config
-        from .embedding.pipeline import EmbedConfig, embed, parse_shard, parse_splits
+        from .embedding.pipeline import EmbedConfig, embed, parse_kinds, parse_shard, parse_splits
 
         if args.data is None or args.out is None:
             raise ValueError("embed needs --data DATA and --out FEATURES (or: embed merge ...)")
         config = EmbedConfig(encoder_config(args), args.batch_size, args.workers, args.chunk_size, parse_shard(args.shard),
-                             args.accept_missing)
+                             args.title_encoder, parse_kinds(args.blocks), args.accept_missing)
         embed(args.data, args.out, parse_splits(args.split), config)
         return 0
 
@@ -101,6 +107,10 @@ def _add_embed_verb(sub) -> None:
     from .embedding.options import add_encoder_options
 
     add_encoder_options(p)
+    p.add_argument("--title-encoder", help="sentence-transformers:NAME_OR_FOLDER (e.g. all-MiniLM-L6-v2, or a saved"
+                   " model's folder offline) embeds the titles instead of the open_clip text tower")
+    p.add_argument("--blocks", default="image,title", help="blocks to make: image, title or image,title (default);"
+                   " into an existing FEATURES folder they are added beside its other blocks")
     p.add_argument("--workers", type=int, help="JPEG-decoding worker processes (default: one per spare core, at most 8)")
     p.add_argument("--shard", default="1/1", help="I/N: embed the I-th of N slices (N machines in parallel)")
     p.add_argument("--chunk-size", type=int, default=2048, help="photos per chunk file (default: 2048); all shards"
@@ -160,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train the default variants, decode, write OUT/submission.csv.zip and report.json")
     p.add_argument("--data", required=True, type=Path, help="DATA folder in the competition's layout")
-    p.add_argument("--features", required=True, type=Path, help="FEATURES folder (train/ and test/)")
+    p.add_argument("--features", required=True, type=Path, action="append", help="FEATURES folder (train/ and"
+                   " test/); repeat it to read the blocks of several folders made for the same ids (the default"
+                   " variants then fuse every image and title block found)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--config", type=Path, help="JSON run configuration (variants, hold-out, ...)")
     p.add_argument("--seed", type=int, help="seed of the hold-out split")
@@ -172,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="tag another set of photos with a finished run (no retraining)")
     p.add_argument("--run", required=True, type=Path, help="OUT folder of a finished `run`")
     p.add_argument("--data", required=True, type=Path, help="DATA folder (metadata.csv for locations, test.csv for the id list)")
-    p.add_argument("--features", required=True, type=Path, help="FEATURES folder")
+    p.add_argument("--features", required=True, type=Path, action="append",
+                   help="FEATURES folder; repeat it as the run was given it (several folders' blocks together)")
     p.add_argument("--split", default="test", help="FEATURES split to tag (default: test)")
     p.add_argument("--out", required=True, type=Path, help="submission file to write (.csv.zip)")
     p.add_argument("--probs", type=Path, help="also save the final per-tag probabilities (.npy, rows in the features' id order)")
@@ -184,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                        " missing photos, non-finite feature rows, unknown and malformed grid references, malformed"
                        " metadata lines, tag columns. Exits 2 when a run would stop.")
     p.add_argument("--data", required=True, type=Path, help="DATA folder in the competition's layout")
-    p.add_argument("--features", type=Path, help="FEATURES folder (train/ and test/) to check too")
+    p.add_argument("--features", type=Path, action="append", help="FEATURES folder (train/ and test/) to check too;"
+                   " repeat it as `run` is given it")
     p.add_argument("--accept-missing", action="store_true", help="judge as a run with --accept-missing would")
     p.set_defaults(func=_check)
 
@@ -310,7 +324,8 @@ def _dataset_prepare(args) -> int:
 
     info = prepare(args.features, args.out, username_from(args.username), args.metadata)
     print(f"prepared {info['folder']}: {', '.join(f'{s} {n} rows' for s, n in info['rows'].items())},"
-          f" {info['bytes'] / 1e6:.1f} MB, encoder {' / '.join(sorted(set(map(str, info['encoder'].values()))))}")
+          f" {info['bytes'] / 1e6:.1f} MB, encoder {' / '.join(sorted(set(map(str, info['encoder'].values()))))};"
+          f" blocks {', '.join(next(iter(info['blocks'].values())))}")
     if info["needs_username"]:
         print("note: the dataset id still reads '{username}'; set KAGGLE_USERNAME (or --username) and prepare again")
     print(f"publish it:   kaggle datasets create -p {info['folder']} --dir-mode tar      (first time; private)\n"

@@ -15,6 +15,7 @@ from .suite import (
     build_data,
     decoder_spread,
     embedding,
+    encoders,
     end_to_end,
     generated,
     machine,
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
     results["predict"] = predicting(cfg, run_dir, data_dir, features_dir)
     if "embedding" not in args.skip:
         results["embedding"] = embedding(cfg)
+        results["encoders"] = encoders(cfg)
     results["decoders_real"] = decoder_spread(cfg, run_dir, results["run"]["report"])
     if "generated" not in args.skip:
         results["decoders_generated"] = generated(cfg)

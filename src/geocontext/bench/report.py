@@ -144,6 +144,9 @@ def markdown(r: dict) -> str:
     body += _run_section(r, targets) + _tuning_and_predict_sections(r, targets)
     if r.get("embedding"):
         body += _embedding_section(r["embedding"], targets)
+    if r.get("encoders"):
+        body += ["### Encoders: photos/s, titles/s, and the cost of the competition's photos on Kaggle", "",
+                 "`python -m geocontext.bench.encoders` (README: Stronger features)", "", r["encoders"]["markdown"], ""]
     body += _decoder_sections(r, targets)
     if r.get("types_read"):
         body += ["## 7. Reading the type-tag dataset: .jsonl against the published .jsonl.gz", "",

@@ -173,6 +173,26 @@ def embedding(cfg: BenchConfig) -> dict | None:
     return result
 
 
+def encoders(cfg: BenchConfig) -> dict:
+    """Photos/s and titles/s per encoder family, and the Kaggle GPU estimate (smoke: one tiny model)."""
+    import contextlib
+    import io
+
+    from .encoders import markdown, run_encoders
+
+    kw = {}
+    if cfg.smoke:
+        tiny = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+                "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
+        path = cfg.cache / "gc-smoke-encoder.json"
+        path.write_text(json.dumps(tiny))
+        kw = {"photos": 2, "titles": 8, "repeats": 1, "models": [str(path)]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = run_encoders(**kw)
+    result["markdown"] = markdown(result)
+    return result
+
+
 def decoder_spread(cfg: BenchConfig, run_dir: Path, report: dict) -> dict:
     """Re-run the honest choice on the run's saved hold-out probabilities with other cross-fitting seeds."""
     run_dir = Path(run_dir)

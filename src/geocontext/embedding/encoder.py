@@ -35,6 +35,7 @@ class EncoderConfig:
     device: str = "auto"  # auto | cpu | cuda[:N]
     precision: str = "auto"  # auto: fp16 autocast on CUDA, bf16 on CPUs with native bf16 (`weights_dtype`), else fp32
     cache_dir: str | None = None  # where open_clip downloads tagged weights (default: its own cache)
+    tokenizer: str | None = None  # a local Hugging Face tokenizer folder, for models whose tokenizer is on the hub (SigLIP)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -204,7 +205,7 @@ class Encoder:
         size = getattr(model.visual, "image_size", None)
         self.image_size = list(size) if isinstance(size, (tuple, list)) else size
         self.context_length = int(getattr(tokenizer, "context_length", 77))
-        self.dim = _embed_dim(model)
+        self.dim = _embed_dim(model, model_name)
 
     @property
     def name(self) -> str:
@@ -213,8 +214,14 @@ class Encoder:
 
     def identity(self) -> dict:
         """What fixes the numbers: chunks made with another identity cannot be mixed with these."""
+        tokenizer = {"tokenizer": self.config.tokenizer} if self.config.tokenizer else {}
         return {"model": self.model_name, "weights": self.weights.identity, "quick_gelu": self.quick_gelu,
-                "dim": self.dim, "context_length": self.context_length}
+                "dim": self.dim, "context_length": self.context_length, **tokenizer}
+
+    @property
+    def label(self) -> str:
+        """Names the encoder's blocks in a FEATURES folder: image@LABEL, title@LABEL."""
+        return self.model_name
 
     def describe(self) -> dict:
         import open_clip
@@ -249,13 +256,42 @@ class Encoder:
         return out.float().cpu().numpy()
 
 
-def _embed_dim(model) -> int:
+def _embed_dim(model, name: str) -> int:
     proj = getattr(model, "text_projection", None)
     if isinstance(proj, torch.nn.Linear):
         return int(proj.out_features)
     if isinstance(proj, torch.Tensor):
         return int(proj.shape[1])
-    return int(getattr(model.visual, "output_dim"))
+    import open_clip  # towers without a text projection (SigLIP, PE-Core, MobileCLIP): the config's width
+
+    return int(open_clip.get_model_config(name)["embed_dim"])
+
+
+def load_tokenizer(name: str, folder: str | None = None, cache_dir: str | None = None):
+    """open_clip's tokenizer for model `name`; from the local Hugging Face tokenizer `folder` when given.
+    Families whose tokenizer lives on the Hugging Face hub (SigLIP's) need internet, or that folder."""
+    import open_clip
+    from open_clip.tokenizer import HFTokenizer
+
+    text_cfg = (open_clip.get_model_config(name) or {}).get("text_cfg", {})
+    hub = text_cfg.get("hf_tokenizer_name") or ""
+    if folder is not None:
+        if not Path(folder, "tokenizer_config.json").is_file():
+            raise WeightsError(f"--tokenizer {folder}: not a Hugging Face tokenizer folder (no tokenizer_config.json)")
+        return HFTokenizer(str(folder), context_length=text_cfg.get("context_length", 77),
+                           tokenizer_mode=text_cfg.get("tokenizer_mode"), **text_cfg.get("tokenizer_kwargs", {}))
+    try:
+        return open_clip.get_tokenizer(name, cache_dir=cache_dir)
+    except Exception as exc:  # OSError from transformers offline, network errors, missing sentencepiece
+        if not hub:
+            raise
+        raise WeightsError(
+            f"cannot load the {name} tokenizer: it comes from the Hugging Face hub ({hub}) and could not be fetched"
+            f" ({str(exc).splitlines()[0][:160]}).\nOn a machine with internet, save it to a folder:\n"
+            f"  python -c \"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained('{hub}')"
+            f".save_pretrained('{hub.split('/')[-1]}-tokenizer')\"\n"
+            f"(or: hf download {hub} --local-dir {hub.split('/')[-1]}-tokenizer), bring the folder over (on Kaggle:"
+            f" attach it as a dataset), then pass --tokenizer /path/to/{hub.split('/')[-1]}-tokenizer") from exc
 
 
 def _trimmable(model) -> bool:
@@ -321,6 +357,7 @@ def load_encoder(config: EncoderConfig) -> Encoder:
         quick_gelu = quick_gelu or bool(cfg.get("quick_gelu"))
         preprocess_cfg = {f"image_{k}": cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
 
+    tokenizer = load_tokenizer(name, config.tokenizer, config.cache_dir)  # before the model: fails fast
     torch.manual_seed(config.seed)  # random weights: every process (shard) builds the same model
     with _quiet_logging():  # open_clip warns "initialized randomly" before our weights go in
         model, _, preprocess = open_clip.create_model_and_transforms(
@@ -328,7 +365,6 @@ def load_encoder(config: EncoderConfig) -> Encoder:
             pretrained_text=False, pretrained_image=False, **preprocess_cfg)
     if state is not None:
         apply_state_dict(model, state, weights.name)
-    tokenizer = open_clip.get_tokenizer(name)
     return Encoder(model, preprocess, tokenizer, config, name, weights, quick_gelu, device, precision)
 
 

@@ -9,6 +9,8 @@ def add_encoder_options(p) -> None:
     p.add_argument("--pretrained", default="openai", help="open_clip pretrained tag (downloads; needs internet) or a"
                    " local checkpoint file, e.g. open_clip_pytorch_model.bin (default: openai)")
     p.add_argument("--random-weights", action="store_true", help="no pretrained weights: random ones (demo, dry runs)")
+    p.add_argument("--tokenizer", help="local Hugging Face tokenizer folder, for models whose tokenizer is on the hub"
+                   " (SigLIP's) when there is no internet")
     p.add_argument("--quick-gelu", action="store_true", help="QuickGELU activations, as OpenAI's weights need when"
                    " given as a file (automatic with --pretrained openai)")
     p.add_argument("--batch-size", type=int, help="photos per batch (default: 256 on CUDA, 32 on CPU)")
@@ -22,4 +24,4 @@ def add_encoder_options(p) -> None:
 def encoder_config(args) -> EncoderConfig:
     return EncoderConfig(model=args.model, pretrained=args.pretrained, random_weights=args.random_weights,
                          quick_gelu=args.quick_gelu, seed=args.seed, device=args.device, precision=args.precision,
-                         cache_dir=args.cache_dir)
+                         cache_dir=args.cache_dir, tokenizer=args.tokenizer)

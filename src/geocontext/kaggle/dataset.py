@@ -3,7 +3,8 @@
 What the kernels share is the FEATURES folder (hours of GPU time to make). Published as a private
 Kaggle dataset, any kernel can attach it (dataset_sources) and any machine can download it. The
 folder gets the repository's dataset-metadata.json (with the user name filled in) and the FEATURES
-splits as train/ and test/, hard-linked where the file system allows, copied otherwise.
+splits as train/ and test/, hard-linked where the file system allows, copied otherwise: every block
+the folder holds (image.npy, title.npy and any added NAME.npy), not the leftovers of a killed write.
 """
 from __future__ import annotations
 
@@ -48,11 +49,12 @@ def prepare(features: str | Path, out: str | Path, username: str | None, metadat
     size = 0
     for split in splits:
         (out / split).mkdir()
-        for src in sorted(p for p in (features / split).iterdir() if p.is_file()):
+        for src in sorted(p for p in (features / split).iterdir() if p.is_file() and not p.name.startswith(".")):
             _link_or_copy(src, out / split / src.name)
             size += src.stat().st_size
     filled = fill_username(meta, username)
     (out / METADATA).write_text(dump_json(filled), encoding="utf-8")
     return {"folder": str(out), "id": filled.get("id"), "needs_username": PLACEHOLDER in json.dumps(filled),
             "bytes": size, "rows": {s: len(f) for s, f in loaded.items()},
-            "encoder": {s: f.meta.get("encoder") for s, f in loaded.items()}}
+            "encoder": {s: f.meta.get("encoder") for s, f in loaded.items()},
+            "blocks": {s: list(f.blocks) for s, f in loaded.items()}}

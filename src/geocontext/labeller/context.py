@@ -18,7 +18,7 @@ from ..competition import BY_COLUMN
 from ..data import grid
 from ..data.readers import read_tag_names
 from ..embedding.encoder import Encoder
-from ..embedding.features import FeatureSet
+from ..embedding.features import Block, FeatureSet
 from ..embedding.photos import read_photo
 from ..errors import DataError
 from ..pipeline.predict import load_run
@@ -33,14 +33,28 @@ class ContextWorker:
         info, self.variants, self.choice = load_run(run_dir)
         names = read_tag_names(tags_dir) if tags_dir else {col: tag.name for col, tag in BY_COLUMN.items()}
         self.names = [names.get(col, col) for col in info["columns"]]
+        self.encoder, self.client, self.threshold, self.batch_size = encoder, client, threshold, batch_size
+        empty = np.empty((0, encoder.dim), dtype=np.float32)
         for name, variant in self.variants.items():
-            if variant.features.dim(encoder.dim) != variant.in_dim:
+            try:  # the blocks a variant fuses must be this encoder's image and title blocks
+                width = variant.features.width(self.feature_set(np.empty(0, np.int64), empty, empty.copy()))
+            except DataError as exc:
+                raise DataError(f"{run_dir}: variant {name!r} fuses blocks this worker cannot make ({exc});"
+                                f" use the encoder the run was trained on") from None
+            if width != variant.in_dim:
                 raise DataError(f"{run_dir}: variant {name!r} expects {variant.in_dim} inputs, but {encoder.name}"
                                 f" makes {encoder.dim}-d embeddings ({variant.features.name} -> "
-                                f"{variant.features.dim(encoder.dim)}); use the encoder the run was trained on")
-        self.encoder, self.client, self.threshold, self.batch_size = encoder, client, threshold, batch_size
+                                f"{width}); use the encoder the run was trained on")
         self.pad = int(encoder.tokenize([""])[0, -1])
         self.pool = ThreadPoolExecutor(max_workers=max(1, fetchers), thread_name_prefix="photo")
+
+    def feature_set(self, ids: np.ndarray, image: np.ndarray, title: np.ndarray) -> FeatureSet:
+        """The batch's features as FEATURES blocks: image@MODEL and title@MODEL (also "image" and "title"),
+        so variants trained on a folder's named blocks find theirs."""
+        label = self.encoder.label
+        blocks = {f"{kind}@{label}": Block(f"{kind}@{label}", kind, array, {"kind": kind, "dim": array.shape[1]})
+                  for kind, array in (("image", image), ("title", title))}
+        return FeatureSet(Path("queue batch"), ids, image, title, {"normalized": False}, blocks)
 
     def _photo(self, prefix: str, row: dict) -> tuple[torch.Tensor | None, str]:
         path = row.get("fullpath")
@@ -70,7 +84,7 @@ class ContextWorker:
                       rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         """(the final choice's probabilities, its 0/1 tags) for these photos, through the variants' own
         predict_proba (fusing, standardising), as `predict` computes them."""
-        features = FeatureSet(Path("queue batch"), ids, image, title, {"normalized": False})
+        features = self.feature_set(ids, image, title)
         refs = [r.get("grid_reference") or "" for r in rows]
         where = grid.locate(refs)
         location, irish = grid.normalise(where.latlon), where.irish

@@ -10,7 +10,8 @@ from ..competition import EXTRA_IMAGES, missing_share_error, photo_paths
 from ..console import say
 from ..data import grid
 from ..data.readers import read_metadata, read_test_ids, read_train_labels, tag_contract
-from ..embedding.features import align, load_features
+from ..embedding.blocks import open_features
+from ..embedding.features import align
 from ..errors import DataError
 
 
@@ -44,14 +45,15 @@ def _photos_summary(data_dir, split: str, ids: np.ndarray, accept: bool, problem
 
 
 def _features_summary(features_dir, split: str, ids: np.ndarray, accept: bool, problems: list[str]) -> dict:
-    features = load_features(features_dir, split)
+    features = open_features(features_dir, split)  # one FEATURES folder, or the blocks of several
     rows = align(features, ids, f"the {split} id list")
     images, titles = features.missing_images[rows], features.missing_titles[rows]
     problem = missing_share_error(split, ids[images], len(ids), f"have no finite image embedding in"
                                   f" {features.path / 'image.npy'}", "--accept-missing")
     if problem and not accept:
         problems.append(problem)
-    return {"dim": int(features.image.shape[1]), "nonfinite_image_rows": int(images.sum()),
+    return {"dim": None if features.image is None else int(features.image.shape[1]),
+            "blocks": {n: int(b.array.shape[1]) for n, b in features.blocks.items()}, "nonfinite_image_rows": int(images.sum()),
             "nonfinite_title_rows": int(titles.sum()), "encoder": features.meta.get("encoder")}
 
 
@@ -101,10 +103,10 @@ def check(data_dir, features_dir=None, accept_missing: bool = False) -> dict:
         if features_dir is not None:
             s["features"] = _attempt(problems, _features_summary, features_dir, split, ids, accept_missing, problems)
             if s["features"]:
-                dims[split] = s["features"]["dim"]
-    if len(set(dims.values())) > 1:
-        problems.append(f"{features_dir}: train features have dim {dims['train']}, test features {dims['test']};"
-                        " both splits must come from one encoder")
+                dims[split] = s["features"]["blocks"]
+    if len(dims) == 2 and dims["train"] != dims["test"]:
+        problems.append(f"{features_dir}: train features have blocks (name: dim) {dims['train']}, test features"
+                        f" {dims['test']}; both splits must hold the same blocks from the same encoders")
     summary["ok"] = not problems
     _say(summary)
     return summary

@@ -8,7 +8,8 @@ from ..console import say
 from ..data.readers import data_columns, find, read_test_ids
 from ..data.submission import check_target, write_submission
 from ..decoding.select import Choice
-from ..embedding.features import align, load_features
+from ..embedding.blocks import open_features
+from ..embedding.features import align
 from ..errors import DataError
 from ..training.variant import Variant
 from .members import run_json
@@ -42,7 +43,7 @@ def predict(run_dir, data_dir, features_dir, out_file, probs_file=None, split: s
         writable_file(probs_file, "--probs", ".npy")
     info, variants, choice = load_run(run_dir)
     check_run_columns(run_dir, info["columns"], data_dir)
-    features = load_features(features_dir, split)
+    features = open_features(features_dir, split)  # one FEATURES folder, or several (their blocks together)
     ids = features.ids
     inputs = streamed_inputs(data_dir, features, ids, f"{features.path / 'ids.npy'}", split, accept_missing)
     tags = predict_chunks(variants, choice, inputs, probs_file, source=str(out_file))

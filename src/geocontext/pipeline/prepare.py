@@ -12,7 +12,8 @@ from ..console import say
 from ..data import grid
 from ..data.readers import Labels, read_metadata, read_test_ids, read_train_labels
 from ..data.split import holdout_mask
-from ..embedding.features import FeatureSet, align, load_features
+from ..embedding.blocks import blocks_identity, check_splits_agree, feature_folders, open_features
+from ..embedding.features import FeatureSet, align
 from ..errors import DataError
 from ..hashing import content_digest
 
@@ -29,21 +30,29 @@ class Inputs:
     summary: dict
 
 
+def _image_files(features: FeatureSet) -> str:
+    """Where the image blocks sit, for a message: image.npy of one folder, else the blocks and folders."""
+    names = [n for n, b in features.blocks.items() if b.kind == "image"]
+    if len(features.sources) == 1 and len(names) == 1:
+        return str(features.path / features.blocks[names[0]].info.get("file", "image.npy"))
+    return f"image blocks {', '.join(names)} of {', '.join(map(str, features.sources))}"
+
+
 def missing_rows(split: str, features: FeatureSet, rows: np.ndarray, ids: np.ndarray, accept_missing: bool) -> dict:
-    """Counts of the photos without a finite image or title embedding. More than MISSING_LIMIT of a
-    split's images missing stops, unless `accept_missing`."""
+    """Counts of the photos without a finite image or title embedding (in any block of that kind). More
+    than MISSING_LIMIT of a split's images missing stops, unless `accept_missing`."""
     missing = features.missing_images[rows]
     problem = missing_share_error(split, ids[missing], len(ids), f"have no finite image embedding in"
-                                  f" {features.path / 'image.npy'}", "--accept-missing")
+                                  f" {_image_files(features)}", "--accept-missing")
     if problem and not accept_missing:
         raise DataError(problem)
     return {"missing_images": int(missing.sum()), "missing_titles": int(features.missing_titles[rows].sum())}
 
 
 def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str, accept_missing: bool = False) -> Inputs:
-    """One split's inputs. More than MISSING_LIMIT of its photos missing (image rows with NaN or Inf)
-    stops, unless `accept_missing`."""
-    features = load_features(features_dir, split)
+    """One split's inputs, from one FEATURES folder or the blocks of several. More than MISSING_LIMIT of
+    its photos missing (image rows with NaN or Inf) stops, unless `accept_missing`."""
+    features = open_features(features_dir, split)
     rows = align(features, ids, source)
     meta = read_metadata(data_dir, ids)
     for warning in meta.warnings:
@@ -70,7 +79,7 @@ class Prepared:
     """Everything a run decides before training: inputs, the hold-out split, the rows to fit on."""
 
     data_dir: Path
-    features_dir: Path
+    features_dir: Path | tuple[Path, ...]  # several with `run --features A --features B`
     labels: Labels
     test_ids: np.ndarray
     train: Inputs
@@ -104,9 +113,7 @@ def prepare(data_dir, features_dir, out: Path, holdout_fraction: float = 0.2, se
     test_ids = read_test_ids(data_dir)
     train = load_inputs(data_dir, features_dir, "train", labels.ids, "train.csv", accept_missing)
     test = load_inputs(data_dir, features_dir, "test", test_ids, "test.csv", accept_missing)
-    if train.features.image.shape[1] != test.features.image.shape[1]:
-        raise DataError(f"{features_dir}: train features have dim {train.features.image.shape[1]}, test features"
-                        f" {test.features.image.shape[1]}; both splits must come from one encoder")
+    check_splits_agree(train.features, test.features)
     for name, part in (("train", train), ("test", test)):
         _say_summary(name, part.summary)
     holdout = holdout_mask(labels.ids, holdout_fraction, seed)
@@ -114,4 +121,8 @@ def prepare(data_dir, features_dir, out: Path, holdout_fraction: float = 0.2, se
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "split.npz", holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction)
     key = reuse_key(labels, holdout, fit_rows, test_ids, train, test)
-    return Prepared(Path(data_dir), Path(features_dir), labels, test_ids, train, test, holdout, fit_rows, key)
+    if len(train.features.blocks) > 2:  # more than the two default blocks: which ones, from which encoders
+        key += blocks_identity(train.features)
+    folders = feature_folders(features_dir)
+    return Prepared(Path(data_dir), folders[0] if len(folders) == 1 else tuple(folders), labels, test_ids, train, test,
+                    holdout, fit_rows, key)

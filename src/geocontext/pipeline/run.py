@@ -33,6 +33,7 @@ from ..training.inputs import (
     Standardizer,
     fuse_chunks,
     standardised_tensors,
+    with_all_blocks,
 )
 from ..training.loop import fit, storage_dtype
 from ..training.variant import Variant
@@ -60,6 +61,7 @@ def train_variants(prep: Prepared, config: RunConfig, out: Path, timings: dict) 
     stop = stop_rows(prep.labels.ids, prep.holdout, config.seed)
     groups: dict[FeatureSpec, list[VariantConfig]] = {}
     for vc in config.variants:
+        vc = dataclasses.replace(vc, features=with_all_blocks(vc.features, prep.train.features))  # several folders: every block
         groups.setdefault(vc.features, []).append(vc)
     for spec, group in groups.items():
         todo = [vc for vc in group if not reuse(out / "variants" / vc.name, vc, prep, members)]
@@ -77,7 +79,7 @@ def _group_inputs(prep: Prepared, spec: FeatureSpec, dtypes: list[torch.dtype], 
     def train_chunks():
         return fuse_chunks(spec, train.features, train.rows, train.location, train.irish)
 
-    dim = spec.dim(train.features.image.shape[1])
+    dim = spec.width(train.features)
     scaler = Standardizer.fit_blocks(block[prep.fit_rows[s:s + len(block)]] for s, block in train_chunks())
     selections = [(rows, dt) for dt in dtypes for rows in (prep.fit_rows, stop)]
     built = standardised_tensors(train_chunks(), scaler, selections + [(prep.holdout, torch.float32)], dim)
@@ -129,7 +131,7 @@ def finish(prep: Prepared, out: Path, members: Members, config: RunConfig, timin
     timings["decode"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     run_info = {"config": config.to_dict(), "columns": list(prep.labels.columns), "final": choice.to_dict(),
-                "data": str(prep.data_dir), "features": str(prep.features_dir)}
+                "data": str(prep.data_dir), "features": _folders(prep.features_dir)}
     (out / "run.json").write_text(json.dumps(run_info, indent=2))
     report = {
         "final": {"name": choice.name, **candidates[choice.name], **estimate,
@@ -154,6 +156,10 @@ def finish(prep: Prepared, out: Path, members: Members, config: RunConfig, timin
         f"{candidates[choice.name]['exact_match']:.4f} within the selection)")
     say(f"submission: {submission}")
     return report
+
+
+def _folders(features_dir) -> str | list[str]:
+    return str(features_dir) if isinstance(features_dir, Path) else [str(f) for f in features_dir]
 
 
 def run(data_dir, features_dir, out_dir, config: RunConfig | None = None, with_runs=(),

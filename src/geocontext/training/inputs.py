@@ -2,12 +2,12 @@
 chunk by chunk, and standardised with the training rows' column statistics (Standardizer)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 
-from ..embedding.features import FeatureSet, release
+from ..embedding.features import KINDS, FeatureSet, release
 
 MODALITIES = ("image", "title", "location")
 SHORT = {"image": "img", "title": "txt", "location": "loc"}
@@ -18,13 +18,15 @@ _CHUNK = 65_536  # rows fused at a time: bounds the temporaries to a few hundred
 class FeatureSpec:
     """How the modalities become one input row, in the order image, title, location.
 
-    A row with any NaN or infinite value in a modality is that modality missing: zeros. unknown="flag"
-    adds a 0/1 column after the image block (photo missing), after the title block (title embedding
-    missing) and after the location block (square unknown), so the head can tell "unknown" from a real
-    value. unknown="zero" is the published convention: zeros and nothing else. irish_grid=False treats
-    photos on the Irish Grid as unknown, as the published pipeline did (it resolved British National Grid
+    A row with any NaN or infinite value in a block is that block missing: zeros. unknown="flag" adds a
+    0/1 column after each image block (photo missing), after each title block (title embedding missing)
+    and after the location block (square unknown), so the head can tell "unknown" from a real value.
+    unknown="zero" is the published convention: zeros and nothing else. irish_grid=False treats photos on
+    the Irish Grid as unknown, as the published pipeline did (it resolved British National Grid
     references only). zero_location=True gives every photo the location [0, 0]: what the published
     heads were trained and scored on (their notebooks' square lookup always failed; see the README).
+    blocks names the FEATURES blocks fused, in order (e.g. image@ViT-B-32, title@bge-small-en-v1.5); each
+    block's kind (before the @) must be among the modalities. Empty: the default image and title blocks.
     """
 
     modalities: tuple[str, ...] = MODALITIES
@@ -32,6 +34,7 @@ class FeatureSpec:
     unknown: str = "flag"
     irish_grid: bool = True
     zero_location: bool = False
+    blocks: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -44,10 +47,29 @@ class FeatureSpec:
         for name in ("l2_normalize", "irish_grid", "zero_location"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"features.{name} must be true or false, got {getattr(self, name)!r}")
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        kinds = [b.split("@")[0] for b in self.blocks]
+        if self.blocks and (any(k not in self.modalities or k not in KINDS for k in kinds)
+                            or any(m not in kinds for m in KINDS if m in self.modalities)):
+            raise ValueError(f"features.blocks {list(self.blocks)}: each must be image@... or title@... of a"
+                             f" modality in {self.modalities}, and each of those modalities needs a block")
 
     @property
     def name(self) -> str:
-        return "-".join(SHORT[m] for m in self.modalities)
+        if not self.blocks:
+            return "-".join(SHORT[m] for m in self.modalities)
+        parts = [SHORT[b.split("@")[0]] + b[len(b.split("@")[0]):] for b in self.blocks]
+        return "-".join(parts + (["loc"] if "location" in self.modalities else []))
+
+    def block_names(self) -> tuple[str, ...]:
+        """The blocks fused, by name ("image" and "title" name a folder's default blocks)."""
+        return self.blocks or tuple(m for m in self.modalities if m in KINDS)
+
+    def width(self, features: FeatureSet) -> int:
+        """Columns of the fused input for these features."""
+        flag = self.unknown == "flag"
+        sizes = [features.block(n).array.shape[1] + flag for n in self.block_names()]
+        return sum(sizes) + (2 + flag if "location" in self.modalities else 0)
 
     def dim(self, embed_dim: int) -> int:
         flag = self.unknown == "flag"
@@ -55,7 +77,10 @@ class FeatureSpec:
         return sum(sizes[m] for m in self.modalities)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.blocks:  # the default spec's dict (and a saved variant's reuse check) as before blocks
+            del d["blocks"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureSpec":
@@ -79,21 +104,31 @@ def _l2_(block: np.ndarray) -> None:
     np.divide(block, np.maximum(norm, 1e-12), out=block)
 
 
+def with_all_blocks(spec: FeatureSpec, features: FeatureSet) -> FeatureSpec:
+    """The default spec (no blocks named) on blocks read from several FEATURES folders: every image and
+    title block there, named. Else `spec` as it is."""
+    if spec.blocks or len(features.sources) < 2:
+        return spec
+    names = [n for kind in KINDS if kind in spec.modalities for n, b in features.blocks.items() if b.kind == kind]
+    return replace(spec, blocks=tuple(names))
+
+
 def _fill(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
           out: np.ndarray) -> np.ndarray:
     """Write the model input of `features` rows `rows` into `out`, block by block (no concatenation)."""
-    flag, dim, col = spec.unknown == "flag", features.image.shape[1], 0
-    for name in ("image", "title"):
-        if name in spec.modalities:
-            block = _take(getattr(features, name), rows, out[:, col:col + dim])
-            missing = ~np.isfinite(block).all(axis=1)  # one NaN or Inf makes the whole row unknown
-            block[missing] = 0.0
-            if spec.l2_normalize:
-                _l2_(block)
-            col += dim
-            if flag:
-                out[:, col] = missing
-                col += 1
+    flag, col = spec.unknown == "flag", 0
+    for name in spec.block_names():
+        array = features.block(name).array
+        dim = array.shape[1]
+        part = _take(array, rows, out[:, col:col + dim])
+        missing = ~np.isfinite(part).all(axis=1)  # one NaN or Inf makes the whole row unknown
+        part[missing] = 0.0
+        if spec.l2_normalize:
+            _l2_(part)
+        col += dim
+        if flag:
+            out[:, col] = missing
+            col += 1
     if "location" in spec.modalities:
         unknown = np.ones(len(rows), dtype=bool) if spec.zero_location else np.isnan(location).any(axis=1)
         out[:, col:col + 2] = 0.0 if spec.zero_location else np.where(unknown[:, None], 0.0, location)
@@ -119,7 +154,7 @@ def fuse_chunks(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, locat
     len(rows)) marks squares on the Irish Grid, needed when the spec leaves those unknown. With `out`,
     the blocks are written straight into it (its rows start..start+len(block))."""
     location = _location_for(spec, location, irish)
-    dim = spec.dim(features.image.shape[1])
+    dim = spec.width(features)
     for start in range(0, len(rows), chunk):
         sel = rows[start:start + chunk]
         target = out[start:start + len(sel)] if out is not None else np.empty((len(sel), dim), np.float32)
@@ -131,7 +166,7 @@ def fuse_chunks(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, locat
 def fuse(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
          irish: np.ndarray | None = None) -> np.ndarray:
     """The whole float32 model input for `features` rows `rows` as one array (see `fuse_chunks`)."""
-    out = np.empty((len(rows), spec.dim(features.image.shape[1])), dtype=np.float32)
+    out = np.empty((len(rows), spec.width(features)), dtype=np.float32)
     for _ in fuse_chunks(spec, features, rows, location, irish, out=out):
         pass
     return out

@@ -70,7 +70,8 @@ class Variant:
         raw = fused[self.features]  # kept as it is; standardised into a scratch array the variants share
         if raw.shape[1] != self.in_dim:
             raise DataError(f"{features.path}: variant {self.name!r} expects {self.in_dim} inputs"
-                            f" ({self.features.name}), the features give {raw.shape[1]} (embedding dim {features.image.shape[1]})")
+                            f" ({self.features.name}), the features give {raw.shape[1]} (blocks"
+                            f" {', '.join(self.features.block_names())})")
         scratch = fused.get((self.features, "scratch"))
         if scratch is None:
             scratch = fused[(self.features, "scratch")] = np.empty_like(raw)
