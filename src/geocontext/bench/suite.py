@@ -82,7 +82,7 @@ def training(cfg: BenchConfig, data_dir: Path, features_dir: Path) -> dict:
     x = fuse(spec, prep.train.features, prep.train.rows, prep.train.location)
     x = Standardizer.fit(x, np.flatnonzero(prep.fit_rows)).transform_(x)
     dim = prep.train.features.image.shape[1]
-    blocks = (dim + 1, dim, 3)
+    blocks = (dim + 1, dim + 1, 3)  # image + missing flag, title + missing flag, lat/lon + unknown flag
     results = {"limits_gflops": {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}}
     for vc in default_variants()[:2]:  # linear and MLP without MixUp
         config = vc.train
