@@ -103,7 +103,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several kinds for non-torch files and refused pickles
-        # PyTorch's own message advises weights_only=False, i.e. running the file's code: never passed on
+        # PyTorch's message advises turning the weights-only guard off (running the file's code): never passed on
         raise DataError(f"{path}: refused: not a plain PyTorch state dict that loads with weights_only=True"
                         f" ({type(exc).__name__}); it may run code when unpickled") from exc
     if not isinstance(state, Mapping):

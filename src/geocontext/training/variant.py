@@ -19,8 +19,8 @@ from .inputs import FeatureSpec, Standardizer, fuse
 
 def load_tensors(path: Path) -> dict:
     """A checkpoint of tensors only, loaded with weights_only=True. Anything else (a pickle that would run
-    code, a broken file) is refused in one line; PyTorch's advice to retry with weights_only=False is not
-    passed on, as following it would run the file's code."""
+    code, a broken file) is refused in one line; PyTorch's advice to retry with the weights-only guard off
+    is not passed on, as following it would run the file's code."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
