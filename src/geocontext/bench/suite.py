@@ -237,9 +237,9 @@ def generated(cfg: BenchConfig) -> dict:
         config = RunConfig(variants=variants, seed=seed, decode=decode)
         (cfg.cache / f"generated-{seed}" / "config.json").write_text(json.dumps(config.to_dict()))
         say(f"generated data set, seed {seed}: {n_train} + {n_test} photos")
-        result = measured(cfg, f"generated-{seed}", ["run", "--data", str(data_dir), "--features", str(features_dir),
-                                                      "--out", str(out), "--config",
-                                                      str(cfg.cache / f"generated-{seed}" / "config.json")])
+        measured(cfg, f"generated-{seed}", ["run", "--data", str(data_dir), "--features", str(features_dir),
+                                            "--out", str(out), "--config",
+                                            str(cfg.cache / f"generated-{seed}" / "config.json")])
         report = json.loads((out / "report.json").read_text())
         per_seed.append({k: v["exact_match"] for k, v in report["candidates"].items()})
         per_seed[-1]["(final choice)"] = report["final"]["exact_match"]
