@@ -111,3 +111,10 @@ def normalise(latlon: np.ndarray) -> np.ndarray:
     lo = np.array([LAT_RANGE[0], LON_RANGE[0]])
     span = np.array([LAT_RANGE[1] - LAT_RANGE[0], LON_RANGE[1] - LON_RANGE[0]])
     return ((latlon - lo) / span).astype(np.float32)
+
+
+def denormalise(location: np.ndarray) -> np.ndarray:
+    """(lat, lon) in degrees from `normalise`'s output; NaN stays NaN."""
+    lo = np.array([LAT_RANGE[0], LON_RANGE[0]])
+    span = np.array([LAT_RANGE[1] - LAT_RANGE[0], LON_RANGE[1] - LON_RANGE[0]])
+    return np.asarray(location, dtype=np.float64) * span + lo

@@ -37,7 +37,7 @@ class ContextWorker:
         empty = np.empty((0, encoder.dim), dtype=np.float32)
         for name, variant in self.variants.items():
             try:  # the blocks a variant fuses must be this encoder's image and title blocks
-                width = variant.features.width(self.feature_set(np.empty(0, np.int64), empty, empty.copy()))
+                width = variant.input_width(self.feature_set(np.empty(0, np.int64), empty, empty.copy()))
             except DataError as exc:
                 raise DataError(f"{run_dir}: variant {name!r} fuses blocks this worker cannot make ({exc});"
                                 f" use the encoder the run was trained on") from None

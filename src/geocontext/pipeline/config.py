@@ -4,12 +4,15 @@ RunConfig
   variants          the variants to train; default: the three of training.config.default_variants()
     - name          the variant's folder under OUT/variants/
       features      training.inputs.FeatureSpec: modalities (image, title, location, in that order),
-                    l2_normalize, unknown ("flag" or "zero"), irish_grid
+                    l2_normalize, unknown ("flag" or "zero"), irish_grid, zero_location, blocks,
+                    priors (location priors: what training photos nearby were tagged; training.location)
       train         training.config.TrainConfig: head (linear, mlp), hidden, dropout, mixup_alpha, epochs,
                     batch_size, min_steps_per_epoch, lr, weight_decay, patience, seed, precision
   holdout_fraction  share of the labelled photos held out (0..1, by a hash of each id and `seed`)
   seed              seed of the hold-out split
   max_tags          training rows with more tags are dropped (rare, noisy label sets)
+  refit             retrain the final choice's heads on train + hold-out rows for the epoch count chosen
+                    on the hold-out (pipeline.refit); false keeps the hold-out-stopped heads
   decode            decoding.select.DecodeConfig: decoders (0.5, global, per_tag, label_set), ensemble,
                     singles, global_trials, per_tag_trials, label_sets, prior_weights, novel_penalties,
                     folds, seed
@@ -18,7 +21,7 @@ A JSON file names only what it changes; every field it leaves out keeps its defa
 either a list (the whole list, replacing the defaults) or an object keyed by variant name, which
 changes the named default variants field by field and adds a variant under a new name:
 
-    {"seed": 1, "variants": {"mlp-img-txt-loc": {"train": {"lr": 0.001}}}}
+    {"seed": 1, "variants": {"mlp-img-txt-loc-pri": {"train": {"lr": 0.001}}}}
 
 An unknown field is an error that names it and lists the accepted ones.
 """
@@ -29,7 +32,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from ..decoding.select import DecodeConfig
-from ..fields import number, whole
+from ..fields import flag, number, whole
 from ..training.config import TrainConfig, VariantConfig, default_variants
 from ..training.inputs import FeatureSpec
 
@@ -40,6 +43,7 @@ class RunConfig:
     holdout_fraction: float = 0.2
     seed: int = 0
     max_tags: int = 5
+    refit: bool = True
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
     def __post_init__(self):
@@ -55,6 +59,7 @@ class RunConfig:
         number("holdout_fraction", self.holdout_fraction, 0, 1, low_open=True, high_open=True)
         whole("max_tags", self.max_tags, 1)
         whole("seed", self.seed, 0)
+        flag("refit", self.refit)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,4 +1,5 @@
-"""`geocontext run`: Kaggle files + features -> trained variants -> the honest final choice -> submission.
+"""`geocontext run`: Kaggle files + features -> trained variants -> the honest final choice -> the chosen
+heads refitted on all labelled rows -> submission.
 
 OUT/ after a run:
   run.json                  configuration, tag columns, the final choice (members, weights, decoder)
@@ -8,7 +9,8 @@ OUT/ after a run:
   thumbs/                   the report's cached photo thumbnails
   split.npz                 hold-out ids (the same for every variant of the run)
   optuna.db                 the final decoder's Optuna studies
-  variants/<name>/          model.pt + variant.json, holdout_probs.npy, test_probs.npy (pipeline.members)
+  variants/<name>/          model.pt + variant.json, holdout_probs.npy, test_probs.npy (pipeline.members);
+                            the final choice's members refitted on all labelled rows (pipeline.refit)
   submission.csv.zip
 """
 from __future__ import annotations
@@ -28,13 +30,7 @@ from ..decoding.decoders import ThresholdDecoder
 from ..decoding.metrics import scores
 from ..training.config import VariantConfig
 from ..training.heads import predict_proba
-from ..training.inputs import (
-    FeatureSpec,
-    Standardizer,
-    fuse_chunks,
-    standardised_tensors,
-    with_all_blocks,
-)
+from ..training.inputs import FeatureSpec, with_all_blocks
 from ..training.loop import fit, storage_dtype
 from ..training.variant import Variant
 from .config import RunConfig
@@ -51,6 +47,8 @@ from .members import (
 )
 from .outputs import writable_folder
 from .prepare import Prepared, prepare
+from .refit import refit_members
+from .tensors import spec_inputs
 from .report import write_report
 
 
@@ -66,45 +64,31 @@ def train_variants(prep: Prepared, config: RunConfig, out: Path, timings: dict) 
     for spec, group in groups.items():
         todo = [vc for vc in group if not reuse(out / "variants" / vc.name, vc, prep, members)]
         if todo:
-            _train_group(prep, spec, todo, out, timings, members, stop)
+            _train_group(prep, spec, todo, out, timings, members, stop, config.seed)
     return members
 
 
-def _group_inputs(prep: Prepared, spec: FeatureSpec, dtypes: list[torch.dtype], stop: np.ndarray):
-    """The scaler fitted on the training rows, the fit and epoch-choosing (`stop`) tensors in each dtype, and float32
-    hold-out and test tensors (probabilities always come from float32 inputs, as `predict` computes them,
-    so a rerun of predict gives the very same tags)."""
-    train, test = prep.train, prep.test
-
-    def train_chunks():
-        return fuse_chunks(spec, train.features, train.rows, train.location, train.irish)
-
-    dim = spec.width(train.features)
-    scaler = Standardizer.fit_blocks(block[prep.fit_rows[s:s + len(block)]] for s, block in train_chunks())
-    selections = [(rows, dt) for dt in dtypes for rows in (prep.fit_rows, stop)]
-    built = standardised_tensors(train_chunks(), scaler, selections + [(prep.holdout, torch.float32)], dim)
-    by_dtype = {dt: (built[2 * i], built[2 * i + 1]) for i, dt in enumerate(dtypes)}
-    (x_test,) = standardised_tensors(fuse_chunks(spec, test.features, test.rows, test.location, test.irish), scaler,
-                                     [(np.ones(len(test.ids), dtype=bool), torch.float32)], dim)
-    return scaler, by_dtype, built[-1], x_test
-
-
 def _train_group(prep: Prepared, spec: FeatureSpec, todo: list[VariantConfig], out: Path, timings: dict,
-                 members: Members, stop: np.ndarray) -> None:
+                 members: Members, stop: np.ndarray, seed: int) -> None:
+    """Train the variants sharing `spec` on the fit rows, each stopped on the `stop` rows."""
     t = time.perf_counter()
     dtypes = sorted({storage_dtype(vc.train.precision) for vc in todo}, key=str)
-    scaler, by_dtype, x_holdout, x_test = _group_inputs(prep, spec, dtypes, stop)
+    selections = [(rows, dt) for dt in dtypes for rows in (prep.fit_rows, stop)] + [(prep.holdout, torch.float32)]
+    inputs = spec_inputs(prep, spec, prep.fit_rows, selections, seed)
+    built, x_test = inputs.train, inputs.test
+    by_dtype = {dt: (built[2 * i], built[2 * i + 1]) for i, dt in enumerate(dtypes)}
+    x_holdout = built[-1]
     timings[f"features {spec.name}"] = time.perf_counter() - t
     y_fit, y_holdout = torch.from_numpy(prep.labels.y[prep.fit_rows]), prep.y_holdout
     for vc in todo:
         x_fit, x_val = by_dtype[storage_dtype(vc.train.precision)]
         say(f"training {vc.name}: {len(x_fit)} rows x {x_fit.shape[1]} inputs ({x_fit.dtype})")
         result = fit(x_fit, y_fit, x_val, torch.from_numpy(prep.labels.y[stop]), vc.train, desc=vc.name)
-        variant = Variant(vc.name, spec, vc.train.head, result.head, scaler, prep.labels.columns,
+        variant = Variant(vc.name, spec, vc.train.head, result.head, inputs.scaler, prep.labels.columns,
                           vc.train.hidden, vc.train.dropout,
                           info={"train": vc.train.to_dict(), "best_epoch": result.best_epoch,
                                 "history": result.history, "fingerprint": prep.reuse_key,
-                                "holdout_split": prep.split_key})
+                                "holdout_split": prep.split_key}, priors=inputs.priors)
         holdout = predict_proba(variant.head, x_holdout)
         at_half = scores(y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
         report = {"holdout_at_0.5": at_half, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
@@ -124,11 +108,15 @@ def finish(prep: Prepared, out: Path, members: Members, config: RunConfig, timin
     choice, candidates, predicted, estimate = honest_choice(
         {m: p[select] for m, p in members.holdout_probs.items()}, y_select, prep.labels.ids[prep.holdout][select],
         prep.labels.y[prep.fit_rows], config.decode, out)
+    timings["decode"] = time.perf_counter() - t
+    if config.refit:
+        t = time.perf_counter()
+        refit_members(prep, config.max_tags, config.seed, out, members, choice.members, timings)
+        timings["refit"] = time.perf_counter() - t
     test_probs = [members.test_probs[m] for m in choice.members]
     final_tags = choice.decode(test_probs)
     submission = write_submission(out / "submission.csv.zip", prep.test_ids, final_tags, prep.labels.columns,
                                   prep.test_ids, probs=choice.combine(test_probs))
-    timings["decode"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     run_info = {"config": config.to_dict(), "columns": list(prep.labels.columns), "final": choice.to_dict(),
                 "data": str(prep.data_dir), "features": _folders(prep.features_dir)}

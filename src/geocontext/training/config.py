@@ -54,9 +54,10 @@ class VariantConfig:
 
 
 def default_variants() -> list[VariantConfig]:
-    """The published head family on image + title + location: linear, MLP, MLP with MixUp."""
+    """The published head family on image + title + location + location priors: linear, MLP, MLP with MixUp."""
+    spec = FeatureSpec(priors=True)
     return [
-        VariantConfig("linear-img-txt-loc", train=TrainConfig(head="linear", lr=1e-2)),
-        VariantConfig("mlp-img-txt-loc", train=TrainConfig(head="mlp", lr=3e-3)),
-        VariantConfig("mlp-img-txt-loc-mixup", train=TrainConfig(head="mlp", lr=3e-3, mixup_alpha=0.4)),
+        VariantConfig("linear-img-txt-loc-pri", spec, TrainConfig(head="linear", lr=1e-2)),
+        VariantConfig("mlp-img-txt-loc-pri", spec, TrainConfig(head="mlp", lr=3e-3)),
+        VariantConfig("mlp-img-txt-loc-pri-mixup", spec, TrainConfig(head="mlp", lr=3e-3, mixup_alpha=0.4)),
     ]

@@ -27,6 +27,8 @@ class FeatureSpec:
     heads were trained and scored on (their notebooks' square lookup always failed; see the README).
     blocks names the FEATURES blocks fused, in order (e.g. image@ViT-B-32, title@bge-small-en-v1.5); each
     block's kind (before the @) must be among the modalities. Empty: the default image and title blocks.
+    priors=True adds, after the location block, the location priors of training.location (what training
+    photos in the same 1, 10 and 100 km squares were tagged): the caller passes them as `extra` columns.
     """
 
     modalities: tuple[str, ...] = MODALITIES
@@ -35,6 +37,7 @@ class FeatureSpec:
     irish_grid: bool = True
     zero_location: bool = False
     blocks: tuple[str, ...] = ()
+    priors: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -44,9 +47,11 @@ class FeatureSpec:
             raise ValueError(f"features.modalities must keep the order {MODALITIES}, got {self.modalities}")
         if self.unknown not in ("flag", "zero"):
             raise ValueError(f"features.unknown must be 'flag' or 'zero', got {self.unknown!r}")
-        for name in ("l2_normalize", "irish_grid", "zero_location"):
+        for name in ("l2_normalize", "irish_grid", "zero_location", "priors"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"features.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.priors and ("location" not in self.modalities or self.zero_location):
+            raise ValueError("features.priors needs the location modality (and zero_location false)")
         object.__setattr__(self, "blocks", tuple(self.blocks))
         kinds = [b.split("@")[0] for b in self.blocks]
         if self.blocks and (any(k not in self.modalities or k not in KINDS for k in kinds)
@@ -56,20 +61,21 @@ class FeatureSpec:
 
     @property
     def name(self) -> str:
+        pri = ["pri"] if self.priors else []
         if not self.blocks:
-            return "-".join(SHORT[m] for m in self.modalities)
+            return "-".join([SHORT[m] for m in self.modalities] + pri)
         parts = [SHORT[b.split("@")[0]] + b[len(b.split("@")[0]):] for b in self.blocks]
-        return "-".join(parts + (["loc"] if "location" in self.modalities else []))
+        return "-".join(parts + (["loc"] if "location" in self.modalities else []) + pri)
 
     def block_names(self) -> tuple[str, ...]:
         """The blocks fused, by name ("image" and "title" name a folder's default blocks)."""
         return self.blocks or tuple(m for m in self.modalities if m in KINDS)
 
-    def width(self, features: FeatureSet) -> int:
-        """Columns of the fused input for these features."""
+    def width(self, features: FeatureSet, extra: int = 0) -> int:
+        """Columns of the fused input for these features (plus `extra` prior columns)."""
         flag = self.unknown == "flag"
         sizes = [features.block(n).array.shape[1] + flag for n in self.block_names()]
-        return sum(sizes) + (2 + flag if "location" in self.modalities else 0)
+        return sum(sizes) + (2 + flag if "location" in self.modalities else 0) + extra
 
     def dim(self, embed_dim: int) -> int:
         flag = self.unknown == "flag"
@@ -78,8 +84,9 @@ class FeatureSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if not self.blocks:  # the default spec's dict (and a saved variant's reuse check) as before blocks
-            del d["blocks"]
+        for name in ("blocks", "priors"):  # left out when off: saved variants from before them still compare equal
+            if not d[name]:
+                del d[name]
         return d
 
     @classmethod
@@ -114,7 +121,7 @@ def with_all_blocks(spec: FeatureSpec, features: FeatureSet) -> FeatureSpec:
 
 
 def _fill(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
-          out: np.ndarray) -> np.ndarray:
+          extra: np.ndarray | None, out: np.ndarray) -> np.ndarray:
     """Write the model input of `features` rows `rows` into `out`, block by block (no concatenation)."""
     flag, col = spec.unknown == "flag", 0
     for name in spec.block_names():
@@ -135,10 +142,14 @@ def _fill(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: n
         col += 2
         if flag:
             out[:, col] = unknown
+            col += 1
+    if extra is not None:
+        out[:, col:] = extra
     return out
 
 
-def _location_for(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | None) -> np.ndarray:
+def located(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | None) -> np.ndarray:
+    """The locations this spec sees: Irish Grid squares unknown (NaN) when it leaves them out."""
     if "location" in spec.modalities and not spec.irish_grid:
         if irish is None:
             raise ValueError("this feature spec treats Irish Grid squares as unknown: pass `irish`")
@@ -147,27 +158,32 @@ def _location_for(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | N
 
 
 def fuse_chunks(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
-                irish: np.ndarray | None = None, chunk: int = _CHUNK, out: np.ndarray | None = None):
+                irish: np.ndarray | None = None, chunk: int = _CHUNK, out: np.ndarray | None = None,
+                extra: np.ndarray | None = None):
     """Yield (start, float32 block) of the model input for `features` rows `rows` (in their order).
 
     `location` is (len(rows), 2) normalised lat/lon with NaN where the square is unknown; `irish` (bool,
     len(rows)) marks squares on the Irish Grid, needed when the spec leaves those unknown. With `out`,
-    the blocks are written straight into it (its rows start..start+len(block))."""
-    location = _location_for(spec, location, irish)
-    dim = spec.width(features)
+    the blocks are written straight into it (its rows start..start+len(block)). `extra` (len(rows), P) are
+    the location prior columns a spec with priors=True ends with (training.location)."""
+    if spec.priors != (extra is not None):
+        raise ValueError(f"feature spec {spec.name}: location prior columns are {'needed' if spec.priors else 'not used'}")
+    location = located(spec, location, irish)
+    dim = spec.width(features, 0 if extra is None else extra.shape[1])
     for start in range(0, len(rows), chunk):
         sel = rows[start:start + chunk]
         target = out[start:start + len(sel)] if out is not None else np.empty((len(sel), dim), np.float32)
-        block = _fill(spec, features, sel, location[start:start + chunk], target)
+        part = None if extra is None else extra[start:start + chunk]
+        block = _fill(spec, features, sel, location[start:start + chunk], part, target)
         release(features)  # a chunk's mapped pages are not needed again
         yield start, block
 
 
 def fuse(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
-         irish: np.ndarray | None = None) -> np.ndarray:
+         irish: np.ndarray | None = None, extra: np.ndarray | None = None) -> np.ndarray:
     """The whole float32 model input for `features` rows `rows` as one array (see `fuse_chunks`)."""
-    out = np.empty((len(rows), spec.width(features)), dtype=np.float32)
-    for _ in fuse_chunks(spec, features, rows, location, irish, out=out):
+    out = np.empty((len(rows), spec.width(features, 0 if extra is None else extra.shape[1])), dtype=np.float32)
+    for _ in fuse_chunks(spec, features, rows, location, irish, out=out, extra=extra):
         pass
     return out
 

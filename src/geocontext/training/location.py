@@ -10,15 +10,23 @@ Training rows get out-of-fold priors: each row's own fold is left out of its cou
 learn to read its own label back. New photos (hold-out, test, `predict`) get priors from all training
 rows. The counts are kept as arrays (`state`), saved with a run and rebuilt for new photos.
 Unknown locations get the global prior and zero counts.
+
+In a run, `fit_priors` fits them on the training rows and gives every labelled row its columns;
+`columns` gives new photos theirs from the normalised locations the pipeline carries.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ..data import grid
+from ..data.split import folds
+from ..hashing import content_digest
+
 KM_PER_DEG_LAT = 111.0
 KM_PER_DEG_LON = 111.0 * np.cos(np.deg2rad(54.0))  # Great Britain and Ireland: ~50-60 N
 SCALES_KM = (1.0, 10.0, 100.0)
+OOF_FOLDS = 5
 
 
 def cell_keys(latlon: np.ndarray, km: float) -> np.ndarray:
@@ -85,6 +93,14 @@ class LocationPriors:
         parts.reverse()
         return np.concatenate([p for pair in parts for p in pair], axis=1)
 
+    def columns(self, location: np.ndarray) -> np.ndarray:
+        """Priors for new photos at normalised locations (data.grid.normalise; NaN where unknown)."""
+        return self.features(grid.denormalise(location))
+
+    def digest(self) -> str:
+        """Names the counts: two variants with equal priors share one fused input."""
+        return content_digest(*self.keys, *self.counts, self.global_rate)
+
     def features(self, latlon: np.ndarray) -> np.ndarray:
         """Priors for new photos, from all training rows."""
         return self._encode([self._lookup(latlon, s) for s in range(len(self.scales))], self.global_rate)
@@ -116,3 +132,14 @@ class LocationPriors:
         arrays = lambda xs: [np.asarray(x.numpy() if isinstance(x, torch.Tensor) else x) for x in xs]  # noqa: E731
         return cls(tuple(d["scales"]), arrays(d["keys"]), arrays(d["counts"]), arrays(d["totals"]),
                    arrays([d["global_rate"]])[0], d["strength"])
+
+
+def fit_priors(location: np.ndarray, y: np.ndarray, fit: np.ndarray, ids: np.ndarray,
+               seed: int) -> tuple[LocationPriors, np.ndarray]:
+    """Priors fitted on the rows `fit` (bool) of normalised `location` and labels `y`, and the columns of
+    every row: out of fold (folds hashed from `ids`) for the `fit` rows, from all of them for the others."""
+    latlon = grid.denormalise(location)
+    priors = LocationPriors.fit(latlon[fit], y[fit])
+    out = priors.features(latlon)
+    out[fit] = priors.out_of_fold(latlon[fit], y[fit], folds(ids[fit], OOF_FOLDS, seed))
+    return priors, out

@@ -55,8 +55,10 @@ class LoopResult:
     optimizer_state: dict = field(default_factory=dict)  # at the best epoch (checkpoints keep it)
 
 
-def train_epochs(model: nn.Module, n_rows: int, config, batch_loss, evaluate, desc: str = "train") -> LoopResult:
+def train_epochs(model: nn.Module, n_rows: int, config, batch_loss, evaluate, desc: str = "train",
+                 stop_after: int | None = None) -> LoopResult:
     """Train `model` for up to `config.epochs` epochs over `n_rows` rows; keep the best epoch.
+    `stop_after` ends training after that many epochs of the same (cosine) schedule.
 
     `config` gives epochs, batch_size, min_steps_per_epoch, lr, weight_decay, patience and seed.
     `batch_loss(idx, gen)` returns the loss of the rows `idx` and their weight in the epoch's mean loss;
@@ -68,7 +70,7 @@ def train_epochs(model: nn.Module, n_rows: int, config, batch_loss, evaluate, de
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
     result = LoopResult(-1, {})
     keeper, start = EarlyStopping(config.patience), time.perf_counter()
-    bar = progress(range(config.epochs), desc=desc, unit="epoch")
+    bar = progress(range(min(config.epochs, stop_after or config.epochs)), desc=desc, unit="epoch")
     for epoch in bar:
         model.train()
         perm = torch.randperm(n_rows, generator=gen)
@@ -131,10 +133,17 @@ class FitResult:
     seconds_to_best: float = 0.0
 
 
-def fit(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
-        config: TrainConfig, desc: str = "train") -> FitResult:
+def fit(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor | None, y_val: torch.Tensor | None,
+        config: TrainConfig, desc: str = "train", epochs: int | None = None) -> FitResult:
     """Train a context head with BCE (and MixUp when `mixup_alpha` > 0); keep the epoch with the best
-    hold-out exact match, the hold-out loss breaking ties (exact match moves in coarse steps)."""
+    hold-out exact match, the hold-out loss breaking ties (exact match moves in coarse steps).
+
+    Without hold-out rows (x_val None) it trains exactly `epochs` epochs of the same schedule and keeps
+    the last: how the final heads are refitted on all labelled rows with an epoch count chosen before."""
+    if (x_val is None) != (epochs is not None):
+        raise ValueError("fit: give either hold-out rows (early stopping) or a fixed number of epochs")
+    if x_val is None:
+        x_val, y_val = x_train[:0], y_train[:0]
     if len(x_train) != len(y_train) or len(x_val) != len(y_val):
         raise ValueError("inputs and labels must have the same number of rows")
     torch.manual_seed(config.seed)
@@ -157,9 +166,13 @@ def fit(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val
         return loss_fn(logits.float(), yb), len(idx)
 
     def evaluate():
+        if epochs is not None:  # nothing to score on: each epoch beats the one before
+            evaluate.epoch += 1
+            return (evaluate.epoch,), {}
         exact, loss = holdout_scores(_logits(head, x_val, autocast), y_val)
         return (exact, -loss), {"holdout_loss": loss, "holdout_exact_match": exact}
 
-    loop = train_epochs(head, len(x_train), config, batch_loss, evaluate, desc)
+    evaluate.epoch = 0
+    loop = train_epochs(head, len(x_train), config, batch_loss, evaluate, desc, stop_after=epochs)
     return FitResult(head, loop.best_epoch, loop.best.get("holdout_exact_match", -1.0), loop.history, loop.seconds,
                      loop.seconds_to_best)

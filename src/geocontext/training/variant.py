@@ -1,4 +1,5 @@
-"""A trained variant: how its input is fused, the standardiser fitted on training rows, and its head.
+"""A trained variant: how its input is fused, the standardiser fitted on training rows, its location
+priors when its spec uses them, and its head.
 
 Saved as a folder: model.pt (tensors only, loads with weights_only=True) and variant.json."""
 from __future__ import annotations
@@ -14,7 +15,8 @@ from torch import nn
 from ..embedding.features import FeatureSet, looks_normalised
 from ..errors import DataError
 from .heads import build_head, predict_proba
-from .inputs import FeatureSpec, Standardizer, fuse
+from .inputs import FeatureSpec, Standardizer, fuse, located
+from .location import LocationPriors
 
 
 def load_tensors(path: Path) -> dict:
@@ -46,10 +48,23 @@ class Variant:
     # training config, history, scores: carried, not used; except "embeddings": "raw", which makes
     # predict_proba refuse L2-normalised features (the published heads were trained on raw ones)
     info: dict = field(default_factory=dict)
+    priors: LocationPriors | None = None  # fitted on the training rows, when features.priors
 
     @property
     def in_dim(self) -> int:
         return len(self.scaler.mean)
+
+    def input_width(self, features: FeatureSet) -> int:
+        """Columns `features` give this variant's spec (to compare with `in_dim`)."""
+        return self.features.width(features, self.priors.dim if self.priors is not None else 0)
+
+    def _fused_key(self):
+        """Variants with the same spec (and the same priors) read and fuse the inputs once."""
+        if self.priors is None:
+            return self.features
+        if "_priors_digest" not in self.__dict__:
+            self._priors_digest = self.priors.digest()
+        return (self.features, self._priors_digest)
 
     def check_features(self, features: FeatureSet) -> None:
         """Refuse features the head was not trained on: a head fitted on raw embeddings gives wrong
@@ -65,23 +80,28 @@ class Variant:
         an ensemble: variants with the same feature spec then read and fuse the inputs once."""
         self.check_features(features)
         fused = {} if fused is None else fused
-        if self.features not in fused:
-            fused[self.features] = fuse(self.features, features, rows, location, irish)
-        raw = fused[self.features]  # kept as it is; standardised into a scratch array the variants share
+        key = self._fused_key()
+        if key not in fused:
+            extra = None if self.priors is None else self.priors.columns(located(self.features, location, irish))
+            fused[key] = fuse(self.features, features, rows, location, irish, extra)
+        raw = fused[key]  # kept as it is; standardised into a scratch array the variants share
         if raw.shape[1] != self.in_dim:
             raise DataError(f"{features.path}: variant {self.name!r} expects {self.in_dim} inputs"
                             f" ({self.features.name}), the features give {raw.shape[1]} (blocks"
                             f" {', '.join(self.features.block_names())})")
-        scratch = fused.get((self.features, "scratch"))
+        scratch = fused.get((key, "scratch"))
         if scratch is None:
-            scratch = fused[(self.features, "scratch")] = np.empty_like(raw)
+            scratch = fused[(key, "scratch")] = np.empty_like(raw)
         x = self.scaler.transform(raw, out=scratch)
         return predict_proba(self.head, x)
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save({"head": self.head.state_dict(), "scaler": self.scaler.state()}, folder / "model.pt")
+        state = {"head": self.head.state_dict(), "scaler": self.scaler.state()}
+        if self.priors is not None:
+            state["priors"] = self.priors.state()
+        torch.save(state, folder / "model.pt")
         spec = {"name": self.name, "features": self.features.to_dict(), "head": self.head_kind,
                 "hidden": self.hidden, "dropout": self.dropout, "in_dim": self.in_dim,
                 "columns": list(self.columns), **self.info}
@@ -101,6 +121,9 @@ class Variant:
         head.eval()
         info = {k: v for k, v in spec.items()
                 if k not in ("name", "features", "head", "hidden", "dropout", "in_dim", "columns")}
-        return cls(spec["name"], FeatureSpec.from_dict(spec["features"]), spec["head"], head,
-                   Standardizer.from_state(state["scaler"]), tuple(spec["columns"]), spec["hidden"],
-                   spec["dropout"], info)
+        features = FeatureSpec.from_dict(spec["features"])
+        if features.priors and "priors" not in state:
+            raise DataError(f"{folder / 'model.pt'}: the variant uses location priors but its checkpoint has none")
+        priors = LocationPriors.from_state(state["priors"]) if features.priors else None
+        return cls(spec["name"], features, spec["head"], head, Standardizer.from_state(state["scaler"]),
+                   tuple(spec["columns"]), spec["hidden"], spec["dropout"], info, priors)

@@ -1,0 +1,43 @@
+"""A feature spec's model inputs for a run, as tensors: location priors and standardiser fitted on the
+rows a head learns from, then the training rows it asks for and the test rows, standardised."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..training.inputs import FeatureSpec, Standardizer, fuse_chunks, located, standardised_tensors
+from ..training.location import LocationPriors, fit_priors
+from .prepare import Prepared
+
+
+@dataclass
+class SpecInputs:
+    priors: LocationPriors | None
+    scaler: Standardizer
+    train: list[torch.Tensor]  # one per selection asked for
+    test: torch.Tensor  # float32: probabilities always come from float32 inputs, as `predict` computes them
+
+
+def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray, selections: list[tuple[np.ndarray, torch.dtype]],
+                seed: int) -> SpecInputs:
+    """Priors (out of fold on the `learn` rows) and the standardiser fitted on the training rows `learn`
+    (bool over labels), then one tensor per (row mask, dtype) of `selections` and the test tensor."""
+    train, test = prep.train, prep.test
+    priors = extra_train = extra_test = None
+    if spec.priors:
+        priors, extra_train = fit_priors(located(spec, train.location, train.irish), prep.labels.y, learn,
+                                         prep.labels.ids, seed)
+        extra_test = priors.columns(located(spec, test.location, test.irish))
+
+    def train_chunks():
+        return fuse_chunks(spec, train.features, train.rows, train.location, train.irish, extra=extra_train)
+
+    dim = spec.width(train.features, priors.dim if priors is not None else 0)
+    scaler = Standardizer.fit_blocks(block[learn[s:s + len(block)]] for s, block in train_chunks())
+    built = standardised_tensors(train_chunks(), scaler, selections, dim)
+    (x_test,) = standardised_tensors(
+        fuse_chunks(spec, test.features, test.rows, test.location, test.irish, extra=extra_test), scaler,
+        [(np.ones(len(test.ids), dtype=bool), torch.float32)], dim)
+    return SpecInputs(priors, scaler, built, x_test)
