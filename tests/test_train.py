@@ -105,3 +105,18 @@ def test_mixup_softens_the_heads_confidence():
         p = predict_proba(result.head, x[:2400])
         confidence[name] = float(np.abs(p - 0.5).mean())
     assert confidence["mixup"] < confidence["plain"] - 0.01, confidence
+
+
+def test_label_smoothing_keeps_probabilities_off_0_and_1():
+    """Separable rows: plain BCE drives the probabilities toward 0 and 1; with smoothing s the best
+    answer for a present tag is 1 - s/2 (the median photo's)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2000, 6, generator=gen)
+    y = torch.stack([(x[:, 0] > 0), (x[:, 1] > 0)], dim=1).float()
+    peak = {}
+    for s in (0.0, 0.2):
+        config = TrainConfig(head="linear", epochs=40, lr=5e-2, label_smoothing=s, precision="fp32")
+        head = fit(x, y, None, None, config, epochs=40).head
+        p = torch.sigmoid(head(x))
+        peak[s] = float(p[y.bool()].median())
+    assert peak[0.0] > 0.97 and 0.8 < peak[0.2] < 0.93, peak

@@ -19,6 +19,7 @@ class TrainConfig:
     hidden: int = 256
     dropout: float = 0.5
     mixup_alpha: float = 0.0  # > 0 turns MixUp on: lambda ~ Beta(a, a), lambda = max(lambda, 1 - lambda)
+    label_smoothing: float = 0.0  # BCE targets pulled toward 0.5 by this share: y (1 - s) + s / 2
     epochs: int = 30
     batch_size: int = 4096
     min_steps_per_epoch: int = 20  # small data sets get smaller batches rather than one step an epoch
@@ -41,6 +42,7 @@ class TrainConfig:
         number("train.lr", self.lr, 0, low_open=True)
         number("train.weight_decay", self.weight_decay, 0)
         number("train.mixup_alpha", self.mixup_alpha, 0)
+        number("train.label_smoothing", self.label_smoothing, 0, 1, high_open=True)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -161,6 +161,8 @@ def fit(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor | None
             partner = torch.randperm(len(idx), generator=gen)
             xb = lam * xb + (1.0 - lam) * xb[partner]
             yb = lam * yb + (1.0 - lam) * yb[partner]
+        if config.label_smoothing:
+            yb = yb * (1.0 - config.label_smoothing) + 0.5 * config.label_smoothing
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             logits = head(xb)
         return loss_fn(logits.float(), yb), len(idx)
