@@ -3,12 +3,8 @@
     PYTHONPATH=src nice -n 10 .venv/bin/python -m geocontext.bench.levers --labelled 120000 --test 30000 --seeds 3
 
 Labels: the first `labelled + test` photos of the real train.csv.zip (shuffled by seed), so tag sets and
-their frequencies are real. Features and locations come from one of two generators:
-- "world": synthetic.world (linear tag directions + Gaussian noise; a photo sits near the home of one
-  of its tags, one home per tag);
-- "clusters": another family: a nonlinear map (tanh of a random projection of a low-dimensional tag
-  code) with heavy-tailed Student-t noise, and locations drawn from three hotspots per tag, a third of
-  photos placed anywhere (location is weaker and multi-modal).
+their frequencies are real. Features and grid references come from one of the two generator families of
+synthetic.families ("world", "clusters"), at their calibrated noise levels.
 Every head picks its epoch on the hold-out (20% of labelled rows) and is scored on the `test` rows,
 which nothing chose on. "published" is the published recipe: MLP head, BCE, image + title + [0, 0]
 location, threshold 0.5 with at least one tag. Each lever changes one thing against it.
@@ -27,7 +23,7 @@ import torch
 from ..competition import COLUMNS, ensure_one_tag
 from ..data import grid
 from ..data.readers import read_labels
-from ..synthetic.world import World, grid_references, synthesize_features
+from ..synthetic.families import generate
 from ..training.config import TrainConfig
 from ..training.heads import predict_proba
 from ..training.inputs import Standardizer
@@ -38,38 +34,9 @@ from .data import SHARED
 LEVERS = ("published", "raw location", "location priors", "priors + tuned threshold")
 
 
-def _clusters(y: np.ndarray, rng: np.random.Generator, noise: float, dim: int = 512):
-    """The second generator family: (image, title, latlon) for labels y."""
-    n, t = y.shape
-    code = rng.standard_normal((t, 48)).astype(np.float32)
-    proj_i, proj_t = (rng.standard_normal((48, dim)).astype(np.float32) / np.sqrt(48) for _ in range(2))
-    vis = rng.uniform(0.2, 1.4, size=y.shape).astype(np.float32)
-    image = np.tanh(1.5 * ((y * vis) @ code) @ proj_i) + noise * rng.standard_t(4, (n, dim)).astype(np.float32)
-    said = y * (rng.uniform(size=y.shape) < 0.5)
-    title = np.tanh(1.5 * (said.astype(np.float32) @ code) @ proj_t) + noise * rng.standard_t(4, (n, dim)).astype(np.float32)
-    hot = np.stack([rng.uniform(50.2, 58.3, (t, 3)), rng.uniform(-5.5, 1.5, (t, 3))], axis=-1)  # (t, 3, 2)
-    tag = np.argmax(rng.uniform(size=y.shape) * y, axis=1)
-    where = hot[tag, rng.integers(0, 3, n)] + rng.normal(0, 0.25, (n, 2))
-    anywhere = rng.uniform(size=n) < 1 / 3
-    where[anywhere] = np.c_[rng.uniform(50.2, 58.3, anywhere.sum()), rng.uniform(-5.5, 1.5, anywhere.sum())]
-    where[rng.uniform(size=n) < 0.01] = np.nan
-    return image.astype(np.float32), title.astype(np.float32), where
-
-
-def _world(y: np.ndarray, rng: np.random.Generator, seed: int, noise: float, dim: int = 512):
-    world = World.create(seed, dim)
-    image, title = synthesize_features(world, y, rng, noise=noise)
-    return image, title, grid.locate(grid_references(world, y, rng)).latlon
-
-
-NOISE = {"world": 2.0, "clusters": 1.6}  # weak features, as real CLIP ones: the published recipe near its paper score
-
-
 def make(generator: str, y: np.ndarray, seed: int):
-    rng = np.random.default_rng(seed + 101)
-    noise = NOISE[generator]
-    image, title, latlon = (_world(y, rng, seed, noise) if generator == "world" else _clusters(y, rng, noise))
-    image = np.nan_to_num(image)
+    made = generate(generator, y, seed)
+    image, title, latlon = np.nan_to_num(made.image), made.title, grid.locate(made.grid_reference).latlon
     unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-6)  # noqa: E731
     return np.concatenate([unit(image), unit(title)], axis=1).astype(np.float32), latlon
 

@@ -1,0 +1,193 @@
+"""A simulated competition on the real label matrix: the default `run` against the published recipe.
+
+    PYTHONPATH=src nice -n 10 .venv/bin/python -m geocontext.bench.competition \
+        --labelled 120000 --test 30000 --seeds 3 --generators world,clusters [--config NAME=run.json ...]
+
+For each generator family and seed (bench.competition_data): DATA + FEATURES folders from a seeded
+subset of the real train.csv.zip, the test rows' labels hidden. Scored on them (exact match, all 49 tags):
+- "published linear" / "published mlp" / "best published": the published recipe on the same FEATURES
+  (bench.published_recipe), the best head chosen on its hold-out;
+- "run default": `geocontext run` with the default RunConfig, in-process, its submission scored on the
+  hidden labels; with its wall time and its own estimate (report.json final.exact_match);
+- "run NAME": the same with each --config NAME=run.json.
+Prints each seed and a table (mean, sd over seeds, paired gain over best published), writes JSON to --out
+after every seed. The published scores are cached per competition; runs are always trained afresh.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..console import say
+from ..errors import DataError
+from ..pipeline.config import RunConfig
+from ..pipeline.run import run
+from ..synthetic.families import FAMILIES, NOISE
+from .competition_data import CACHE, Competition, build, score_submission
+from .data import SHARED
+from .published_recipe import score_published
+
+PUBLISHED_VERSION = 1  # bump when the published recipe changes: cached published scores are refitted
+BASELINE = "best published"
+
+
+def published(comp: Competition, seed: int, epochs: int) -> dict:
+    """The published recipe's scores, cached in the competition folder (they depend only on its FEATURES)."""
+    path, key = comp.folder / "published.json", json.dumps({"version": PUBLISHED_VERSION, "epochs": epochs})
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    if key not in cached:
+        cached[key] = score_published(comp, seed, epochs)
+        path.write_text(json.dumps(cached, indent=2))
+    else:
+        say(f"  published: cached in {path}")
+    return cached[key]
+
+
+def score_run(comp: Competition, name: str, config: RunConfig) -> dict:
+    """One `run` from scratch: its test exact match, its own estimate, its final choice and wall time."""
+    out = comp.folder / "runs" / name
+    shutil.rmtree(out, ignore_errors=True)  # a run reuses finished variants: start bare for an honest time
+    t0 = time.perf_counter()
+    report = run(comp.data, comp.features, out, config)
+    seconds = time.perf_counter() - t0
+    test = score_submission(comp, out / "submission.csv.zip")
+    result = {"test": test, "estimate": report["final"]["exact_match"], "final": report["final"]["name"],
+              "seconds": round(seconds, 1)}
+    say(f"  run {name}: test {test:.4f}, its estimate {result['estimate']:.4f} ({result['final']}, {seconds:.0f} s)")
+    return result
+
+
+def one_seed(generator: str, seed: int, args, configs: dict[str, RunConfig]) -> dict:
+    say(f"== {generator} seed {seed}")
+    comp = build(generator, seed, args.labelled, args.test, args.noise.get(generator), args.shared, args.cache)
+    pub = published(comp, seed, args.epochs)
+    rows = {f"published {h}": pub[h] for h in ("linear", "mlp")}
+    rows[BASELINE] = pub["best"]
+    for name, config in configs.items():
+        rows[f"run {name}"] = score_run(comp, name, config)
+    say(f"  {generator} seed {seed}: " + ", ".join(f"{k} {v['test']:.4f}" for k, v in rows.items()))
+    return {"seed": seed, "noise": comp.settings["noise"], "rows": rows}
+
+
+def summary(seeds: list[dict]) -> dict:
+    """Per row: mean and sd of test exact match over seeds, and the paired gain over best published."""
+    base = np.array([s["rows"][BASELINE]["test"] for s in seeds])
+    out = {}
+    for row in seeds[0]["rows"]:
+        test = np.array([s["rows"][row]["test"] for s in seeds])
+        gain = test - base
+        sd = (lambda a: float(a.std(ddof=1)) if len(a) > 1 else 0.0)  # noqa: E731
+        out[row] = {"mean": float(test.mean()), "sd": sd(test), "gain": float(gain.mean()), "gain_sd": sd(gain)}
+        if "seconds" in seeds[0]["rows"][row]:
+            out[row]["seconds"] = float(np.mean([s["rows"][row]["seconds"] for s in seeds]))
+        if "estimate" in seeds[0]["rows"][row]:
+            out[row]["estimate"] = float(np.mean([s["rows"][row]["estimate"] for s in seeds]))
+    return out
+
+
+def table(results: dict) -> str:
+    lines = [f"{'generator':9s} {'row':22s} {'test mean':>9s} {'sd':>7s}  {'gain vs best published':>22s}"
+             f" {'estimate':>8s} {'wall s':>7s}"]
+    for generator, r in results.items():
+        for row, s in r["summary"].items():
+            est = f"{s['estimate']:8.4f}" if "estimate" in s else " " * 8
+            wall = f"{s['seconds']:7.0f}" if "seconds" in s else " " * 7
+            lines.append(f"{generator:9s} {row:22s} {s['mean']:9.4f} {s['sd']:7.4f}  {s['gain']:+11.4f} ± {s['gain_sd']:.4f}"
+                         f"      {est} {wall}")
+    return "\n".join(lines)
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"{flag} {v!r}: expected NAME=VALUE")
+        if name in out:
+            raise ValueError(f"{flag}: {name!r} given twice")
+        out[name] = value
+    return out
+
+
+def parse(argv) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m geocontext.bench.competition", description=__doc__.split("\n")[0])
+    ap.add_argument("--labelled", type=int, default=120_000)
+    ap.add_argument("--test", type=int, default=30_000)
+    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    ap.add_argument("--generators", default="world,clusters", help=f"comma-separated: {', '.join(FAMILIES)}")
+    ap.add_argument("--config", action="append", default=[], metavar="NAME=PATH",
+                    help="an extra row: `run` with this RunConfig JSON (repeatable)")
+    ap.add_argument("--no-default-run", action="store_true", help="skip the default run (e.g. to calibrate noise)")
+    ap.add_argument("--noise", action="append", default=[], metavar="GENERATOR=LEVEL",
+                    help=f"override a family's calibrated noise (defaults {NOISE})")
+    ap.add_argument("--epochs", type=int, default=30, help="the published recipe's maximum epochs")
+    ap.add_argument("--shared", type=Path, default=SHARED, help="folder with the real train.csv.zip and tags-top.csv")
+    ap.add_argument("--cache", type=Path, default=CACHE)
+    ap.add_argument("--out", type=Path, default=Path("bench-cache/competition.json"))
+    args = ap.parse_args(argv)
+    args.generators = args.generators.split(",")
+    unknown = [g for g in args.generators if g not in FAMILIES]
+    if unknown:
+        raise ValueError(f"--generators: unknown {unknown[0]!r}; expected some of {', '.join(FAMILIES)}")
+    if args.seeds < 1 or args.epochs < 1:
+        raise ValueError("--seeds and --epochs must be at least 1")
+    try:
+        args.noise = {g: float(v) for g, v in _pairs(args.noise, "--noise").items()}
+    except ValueError as exc:
+        raise ValueError(f"--noise: {exc}") from None
+    if set(args.noise) - set(FAMILIES):
+        raise ValueError(f"--noise: unknown generator {sorted(set(args.noise) - set(FAMILIES))[0]!r}")
+    return args
+
+
+def run_configs(args) -> dict[str, RunConfig]:
+    """Checked before anything is built or trained: a bad file fails at once."""
+    configs = {} if args.no_default_run else {"default": RunConfig()}
+    for name, path in _pairs(args.config, "--config").items():
+        if name in configs or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ValueError(f"--config {name}=...: the name must be letters, digits, '.', '_' or '-', not 'default'")
+        configs[name] = RunConfig.from_file(path)
+    return configs
+
+
+def main(argv=None) -> int:
+    try:
+        args = parse(argv)
+        configs = run_configs(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    results: dict = {}
+    try:
+        for generator in args.generators:
+            seeds = results.setdefault(generator, {"seeds": []})["seeds"]
+            for seed in range(args.seeds):
+                seeds.append(one_seed(generator, seed, args, configs))
+                results[generator]["summary"] = summary(seeds)
+                _write(args, results)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    say(table(results))
+    say(f"wrote {args.out}")
+    return 0
+
+
+def _write(args, results: dict) -> None:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    args.out.write_text(json.dumps({"args": settings, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
