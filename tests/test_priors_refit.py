@@ -17,6 +17,7 @@ from geocontext.pipeline.run import run
 from geocontext.synthetic.world import format_osgb
 from geocontext.training.config import TrainConfig, VariantConfig
 from geocontext.training.inputs import FeatureSpec
+from geocontext.training.location import FOURIER_DIM
 from geocontext.training.loop import fit
 from geocontext.training.variant import Variant
 
@@ -52,28 +53,40 @@ def xor_competition(tmp_path_factory):
     return data, features
 
 
-def location_only(priors: bool, refit: bool = False) -> RunConfig:
-    spec = FeatureSpec(("location",), priors=priors)
+def location_only(priors: bool, refit: bool = False, fourier: bool = False) -> RunConfig:
+    spec = FeatureSpec(("location",), priors=priors, fourier=fourier)
     return RunConfig(variants=[VariantConfig("loc", spec, TrainConfig(head="linear", epochs=12, lr=5e-2))],
                      refit=refit, decode=DecodeConfig(decoders=("0.5",), singles=True, ensemble=False))
 
 
-def test_priors_say_what_a_linear_head_on_lat_lon_cannot(xor_competition, tmp_path):
+def test_priors_and_fourier_features_say_what_a_linear_head_on_lat_lon_cannot(xor_competition, tmp_path):
     data, features = xor_competition
     scores = {}
-    for priors in (False, True):
-        out = tmp_path / f"priors-{priors}"
-        run(data, features, out, location_only(priors))
-        scores[priors] = evaluate(out / "submission.csv.zip", data / "solution.csv")["exact_match"]
-    assert scores[True] > 0.9 and scores[False] < 0.75, scores
+    for name, config in (("raw", location_only(False)), ("priors", location_only(True)),
+                         ("fourier", location_only(False, fourier=True))):
+        run(data, features, tmp_path / name, config)
+        scores[name] = evaluate(tmp_path / name / "submission.csv.zip", data / "solution.csv")["exact_match"]
+    assert scores["priors"] > 0.9 and scores["fourier"] > 0.9 and scores["raw"] < 0.75, scores
+
+
+def test_fourier_features_alone_need_no_saved_state_and_predict_gives_the_run_tags(xor_competition, tmp_path):
+    data, features = xor_competition
+    out = tmp_path / "run"
+    run(data, features, out, location_only(False, fourier=True))
+    variant = Variant.load(out / "variants" / "loc")
+    assert variant.priors is None and variant.in_dim == 3 + FOURIER_DIM
+    predict(out, data, features, tmp_path / "again.csv")
+    ran = pd.read_csv(out / "submission.csv.zip").sort_values(ID).reset_index(drop=True)
+    again = pd.read_csv(tmp_path / "again.csv").sort_values(ID).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ran, again)
 
 
 def test_a_run_with_priors_saves_them_and_predict_gives_its_tags(xor_competition, tmp_path):
     data, features = xor_competition
     out = tmp_path / "run"
-    run(data, features, out, location_only(True))
+    run(data, features, out, location_only(True, fourier=True))
     variant = Variant.load(out / "variants" / "loc")
-    assert variant.priors is not None and variant.in_dim == 3 + variant.priors.dim
+    assert variant.priors is not None and variant.in_dim == 3 + variant.priors.dim + FOURIER_DIM
     state = torch.load(out / "variants" / "loc" / "model.pt", weights_only=True)
     assert "priors" in state
     predict(out, data, features, tmp_path / "again.csv")

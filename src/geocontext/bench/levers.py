@@ -27,11 +27,12 @@ from ..synthetic.families import generate
 from ..training.config import TrainConfig
 from ..training.heads import predict_proba
 from ..training.inputs import Standardizer
-from ..training.location import LocationPriors
+from ..training.location import LocationPriors, fourier_features
 from ..training.loop import fit
 from .data import SHARED
 
-LEVERS = ("published", "raw location", "location priors", "priors + tuned threshold")
+LEVERS = ("published", "raw location", "random Fourier features", "location priors", "priors + Fourier features",
+          "priors + tuned threshold")
 
 
 def make(generator: str, y: np.ndarray, seed: int):
@@ -74,8 +75,10 @@ def one(generator: str, y_all: np.ndarray, seed: int, labelled: int, n_test: int
     priors = LocationPriors.fit(latlon[fit_rows], y[fit_rows])
     enc = priors.features(latlon)
     enc[fit_rows] = priors.out_of_fold(latlon[fit_rows], y[fit_rows], rng.integers(0, 5, fit_rows.sum()))
+    rff = fourier_features(grid.normalise(latlon))
     inputs = {"published": np.c_[emb, np.zeros((n, 2), np.float32)], "raw location": np.c_[emb, raw],
-              "location priors": np.c_[emb, raw, enc]}
+              "random Fourier features": np.c_[emb, raw, rff], "location priors": np.c_[emb, raw, enc],
+              "priors + Fourier features": np.c_[emb, raw, enc, rff]}
     out = {}
     for name, x in inputs.items():
         t0 = time.perf_counter()

@@ -5,7 +5,8 @@ RunConfig
     - name          the variant's folder under OUT/variants/
       features      training.inputs.FeatureSpec: modalities (image, title, location, in that order),
                     l2_normalize, unknown ("flag" or "zero"), irish_grid, zero_location, blocks,
-                    priors (location priors: what training photos nearby were tagged; training.location)
+                    priors (location priors: what training photos nearby were tagged; training.location),
+                    fourier (random Fourier features of the location; training.location)
       train         training.config.TrainConfig: head (linear, mlp), hidden, dropout, mixup_alpha, label_smoothing, epochs,
                     batch_size, min_steps_per_epoch, lr, weight_decay, patience, seed, precision
   holdout_fraction  share of the labelled photos held out (0..1, by a hash of each id and `seed`)

@@ -1,5 +1,6 @@
 """A feature spec's model inputs for a run, as tensors: location priors and standardiser fitted on the
-rows a head learns from, then the training rows it asks for and the test rows, standardised."""
+rows a head learns from, then the training rows it asks for and the test rows, standardised (with the
+spec's location encoder columns: priors, Fourier features)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..training.inputs import FeatureSpec, Standardizer, fuse_chunks, located, standardised_tensors
+from ..training.inputs import FeatureSpec, Standardizer, fuse_chunks, located, location_columns, standardised_tensors
 from ..training.location import LocationPriors, fit_priors
 from .prepare import Prepared
 
@@ -25,16 +26,19 @@ def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray, selections
     """Priors (out of fold on the `learn` rows) and the standardiser fitted on the training rows `learn`
     (bool over labels), then one tensor per (row mask, dtype) of `selections` and the test tensor."""
     train, test = prep.train, prep.test
-    priors = extra_train = extra_test = None
+    priors = prior_train = prior_test = None
     if spec.priors:
-        priors, extra_train = fit_priors(located(spec, train.location, train.irish), prep.labels.y, learn,
+        priors, prior_train = fit_priors(located(spec, train.location, train.irish), prep.labels.y, learn,
                                          prep.labels.ids, seed)
-        extra_test = priors.columns(located(spec, test.location, test.irish))
+        prior_test = priors.columns(located(spec, test.location, test.irish))
+    extra_train = location_columns(spec, train.location, train.irish, prior_train)
+    extra_test = location_columns(spec, test.location, test.irish, prior_test)
+    del prior_train, prior_test
 
     def train_chunks():
         return fuse_chunks(spec, train.features, train.rows, train.location, train.irish, extra=extra_train)
 
-    dim = spec.width(train.features, priors.dim if priors is not None else 0)
+    dim = spec.width(train.features, 0 if extra_train is None else extra_train.shape[1])
     scaler = Standardizer.fit_blocks(block[learn[s:s + len(block)]] for s, block in train_chunks())
     built = standardised_tensors(train_chunks(), scaler, selections, dim)
     (x_test,) = standardised_tensors(

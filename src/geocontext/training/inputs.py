@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..embedding.features import KINDS, FeatureSet, release
+from .location import fourier_features
 
 MODALITIES = ("image", "title", "location")
 SHORT = {"image": "img", "title": "txt", "location": "loc"}
@@ -28,7 +29,8 @@ class FeatureSpec:
     blocks names the FEATURES blocks fused, in order (e.g. image@ViT-B-32, title@bge-small-en-v1.5); each
     block's kind (before the @) must be among the modalities. Empty: the default image and title blocks.
     priors=True adds, after the location block, the location priors of training.location (what training
-    photos in the same 1, 10 and 100 km squares were tagged): the caller passes them as `extra` columns.
+    photos in the same 1, 10 and 100 km squares were tagged); fourier=True adds random Fourier features of
+    the location after them. Both are `extra` columns (`location_columns`).
     """
 
     modalities: tuple[str, ...] = MODALITIES
@@ -38,6 +40,7 @@ class FeatureSpec:
     zero_location: bool = False
     blocks: tuple[str, ...] = ()
     priors: bool = False
+    fourier: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -47,11 +50,11 @@ class FeatureSpec:
             raise ValueError(f"features.modalities must keep the order {MODALITIES}, got {self.modalities}")
         if self.unknown not in ("flag", "zero"):
             raise ValueError(f"features.unknown must be 'flag' or 'zero', got {self.unknown!r}")
-        for name in ("l2_normalize", "irish_grid", "zero_location", "priors"):
+        for name in ("l2_normalize", "irish_grid", "zero_location", "priors", "fourier"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"features.{name} must be true or false, got {getattr(self, name)!r}")
-        if self.priors and ("location" not in self.modalities or self.zero_location):
-            raise ValueError("features.priors needs the location modality (and zero_location false)")
+        if self.encodes_location and ("location" not in self.modalities or self.zero_location):
+            raise ValueError("features.priors and features.fourier need the location modality (and zero_location false)")
         object.__setattr__(self, "blocks", tuple(self.blocks))
         kinds = [b.split("@")[0] for b in self.blocks]
         if self.blocks and (any(k not in self.modalities or k not in KINDS for k in kinds)
@@ -61,11 +64,16 @@ class FeatureSpec:
 
     @property
     def name(self) -> str:
-        pri = ["pri"] if self.priors else []
+        pri = ["pri"] * self.priors + ["rff"] * self.fourier
         if not self.blocks:
             return "-".join([SHORT[m] for m in self.modalities] + pri)
         parts = [SHORT[b.split("@")[0]] + b[len(b.split("@")[0]):] for b in self.blocks]
         return "-".join(parts + (["loc"] if "location" in self.modalities else []) + pri)
+
+    @property
+    def encodes_location(self) -> bool:
+        """Whether the input ends with location encoder columns (priors, Fourier features)."""
+        return self.priors or self.fourier
 
     def block_names(self) -> tuple[str, ...]:
         """The blocks fused, by name ("image" and "title" name a folder's default blocks)."""
@@ -84,7 +92,7 @@ class FeatureSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for name in ("blocks", "priors"):  # left out when off: saved variants from before them still compare equal
+        for name in ("blocks", "priors", "fourier"):  # left out when off: older saved variants still compare equal
             if not d[name]:
                 del d[name]
         return d
@@ -157,6 +165,20 @@ def located(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | None) -
     return location
 
 
+def location_columns(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | None,
+                     priors: np.ndarray | None = None) -> np.ndarray | None:
+    """The location encoder columns of `spec` for these rows: `priors` (the rows' prior columns, from
+    training.location) and/or their Fourier features; None when the spec has neither."""
+    if not spec.encodes_location:
+        return None
+    parts = [priors] if spec.priors else []
+    if spec.priors and priors is None:
+        raise ValueError(f"feature spec {spec.name}: the location prior columns are needed")
+    if spec.fourier:
+        parts.append(fourier_features(located(spec, location, irish)))
+    return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+
 def fuse_chunks(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
                 irish: np.ndarray | None = None, chunk: int = _CHUNK, out: np.ndarray | None = None,
                 extra: np.ndarray | None = None):
@@ -165,9 +187,10 @@ def fuse_chunks(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, locat
     `location` is (len(rows), 2) normalised lat/lon with NaN where the square is unknown; `irish` (bool,
     len(rows)) marks squares on the Irish Grid, needed when the spec leaves those unknown. With `out`,
     the blocks are written straight into it (its rows start..start+len(block)). `extra` (len(rows), P) are
-    the location prior columns a spec with priors=True ends with (training.location)."""
-    if spec.priors != (extra is not None):
-        raise ValueError(f"feature spec {spec.name}: location prior columns are {'needed' if spec.priors else 'not used'}")
+    the location encoder columns a spec with priors or fourier ends with (`location_columns`)."""
+    if spec.encodes_location != (extra is not None):
+        raise ValueError(f"feature spec {spec.name}: location encoder columns are"
+                         f" {'needed' if spec.encodes_location else 'not used'}")
     location = located(spec, location, irish)
     dim = spec.width(features, 0 if extra is None else extra.shape[1])
     for start in range(0, len(rows), chunk):

@@ -13,6 +13,10 @@ Unknown locations get the global prior and zero counts.
 
 In a run, `fit_priors` fits them on the training rows and gives every labelled row its columns;
 `columns` gives new photos theirs from the normalised locations the pipeline carries.
+
+`fourier_features` is the other encoder: sin and cos of random projections of the coordinates (in km) at
+length scales of 5, 25 and 100 km, a fixed draw (nothing learnt, nothing to save). Where the priors need
+photos in the very cell, these let a head draw smooth regions (an upland, a stretch of coast) from few.
 """
 from __future__ import annotations
 
@@ -27,6 +31,10 @@ KM_PER_DEG_LAT = 111.0
 KM_PER_DEG_LON = 111.0 * np.cos(np.deg2rad(54.0))  # Great Britain and Ireland: ~50-60 N
 SCALES_KM = (1.0, 10.0, 100.0)
 OOF_FOLDS = 5
+FOURIER_KM = (5.0, 25.0, 100.0)
+FOURIER_PER_SCALE = 32
+FOURIER_DIM = 2 * FOURIER_PER_SCALE * len(FOURIER_KM)
+_FOURIER_SEED = 20_241  # one fixed draw: a saved head and new photos see the same frequencies
 
 
 def cell_keys(latlon: np.ndarray, km: float) -> np.ndarray:
@@ -143,3 +151,16 @@ def fit_priors(location: np.ndarray, y: np.ndarray, fit: np.ndarray, ids: np.nda
     out = priors.features(latlon)
     out[fit] = priors.out_of_fold(latlon[fit], y[fit], folds(ids[fit], OOF_FOLDS, seed))
     return priors, out
+
+
+def fourier_features(location: np.ndarray) -> np.ndarray:
+    """(N, FOURIER_DIM) float32 random Fourier features of normalised locations; zeros where unknown."""
+    latlon = grid.denormalise(location)
+    known = np.isfinite(latlon).all(axis=1)
+    km = np.where(known[:, None], latlon, 0.0) * [KM_PER_DEG_LAT, KM_PER_DEG_LON]
+    rng = np.random.default_rng(_FOURIER_SEED)
+    w = np.concatenate([rng.normal(0.0, 1.0 / s, (2, FOURIER_PER_SCALE)) for s in FOURIER_KM], axis=1)
+    phase = km @ w
+    out = np.concatenate([np.sin(phase), np.cos(phase)], axis=1).astype(np.float32)
+    out[~known] = 0.0
+    return out

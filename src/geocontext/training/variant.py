@@ -15,8 +15,8 @@ from torch import nn
 from ..embedding.features import FeatureSet, looks_normalised
 from ..errors import DataError
 from .heads import build_head, predict_proba
-from .inputs import FeatureSpec, Standardizer, fuse, located
-from .location import LocationPriors
+from .inputs import FeatureSpec, Standardizer, fuse, located, location_columns
+from .location import FOURIER_DIM, LocationPriors
 
 
 def load_tensors(path: Path) -> dict:
@@ -56,7 +56,8 @@ class Variant:
 
     def input_width(self, features: FeatureSet) -> int:
         """Columns `features` give this variant's spec (to compare with `in_dim`)."""
-        return self.features.width(features, self.priors.dim if self.priors is not None else 0)
+        extra = (self.priors.dim if self.priors is not None else 0) + FOURIER_DIM * self.features.fourier
+        return self.features.width(features, extra)
 
     def _fused_key(self):
         """Variants with the same spec (and the same priors) read and fuse the inputs once."""
@@ -82,7 +83,8 @@ class Variant:
         fused = {} if fused is None else fused
         key = self._fused_key()
         if key not in fused:
-            extra = None if self.priors is None else self.priors.columns(located(self.features, location, irish))
+            priors = None if self.priors is None else self.priors.columns(located(self.features, location, irish))
+            extra = location_columns(self.features, location, irish, priors)
             fused[key] = fuse(self.features, features, rows, location, irish, extra)
         raw = fused[key]  # kept as it is; standardised into a scratch array the variants share
         if raw.shape[1] != self.in_dim:
