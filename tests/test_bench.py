@@ -6,8 +6,10 @@ from geocontext.bench.__main__ import main
 
 def test_smoke_benchmark_fills_every_section(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# old\n\n## 2. stale\n\n## 10. Measured by hand\n\nkept as it is\n")
     assert main(["--smoke", "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
     text = out.read_text()
+    assert "## 2. stale" not in text and text.endswith("## 10. Measured by hand\n\nkept as it is\n")
     for heading in ("## Targets", "## 1. Training", "## 2. `geocontext run`", "## 3. Threshold tuning",
                     "## 4. Predicting", "## 5. Embedding", "### Encoders", "## 6. Decoders", "### Generated data set",
                     "## 7. Reading the type-tag dataset", "## 8. Predict at archive scale", "## 9. One context labeller worker"):

@@ -40,7 +40,7 @@ def test_bad_config_names_the_file_and_the_fault(tmp_path, text, says):
 
 def test_one_field_of_one_default_variant_changes_alone(tmp_path):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"variants": {"mlp-img-txt-loc-pri": {"train": {"lr": 0.001}}}}))
+    path.write_text(json.dumps({"variants": {"mlp-img-txt-loc-pri-rff": {"train": {"lr": 0.001}}}}))
     config = RunConfig.from_file(path)
     defaults = default_variants()
     assert [v.name for v in config.variants] == [v.name for v in defaults]
@@ -61,8 +61,8 @@ def test_a_new_name_in_the_variants_object_adds_a_variant(tmp_path):
 
 
 @pytest.mark.parametrize("text, field, accepted", [
-    ('{"variants": {"mlp-img-txt-loc-pri": {"train": {"learning_rate": 0.1}}}}', "learning_rate", "lr"),
-    ('{"variants": {"mlp-img-txt-loc-pri": {"feature": {}}}}', "feature", "features"),
+    ('{"variants": {"mlp-img-txt-loc-pri-rff": {"train": {"learning_rate": 0.1}}}}', "learning_rate", "lr"),
+    ('{"variants": {"mlp-img-txt-loc-pri-rff": {"feature": {}}}}', "feature", "features"),
     ('{"decode": {"fold": 3}}', "fold", "folds"),
     ('{"holdout": 0.1}', "holdout", "holdout_fraction"),
 ])

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..console import say
-from .report import markdown
+from .report import hand_sections, markdown
 from .suite import (
     BenchConfig,
     build_data,
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                                       n_train=2000 if cfg.smoke else 20_000)
     results["bench_minutes"] = (time.perf_counter() - start) / 60
     (cfg.cache / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    args.out.write_text(markdown(results))
+    args.out.write_text(markdown(results) + hand_sections(args.out))
     say(f"wrote {args.out} ({results['bench_minutes']:.1f} min); raw figures in {cfg.cache / 'results.json'}")
     return 0
 

@@ -22,7 +22,7 @@ A JSON file names only what it changes; every field it leaves out keeps its defa
 either a list (the whole list, replacing the defaults) or an object keyed by variant name, which
 changes the named default variants field by field and adds a variant under a new name:
 
-    {"seed": 1, "variants": {"mlp-img-txt-loc-pri": {"train": {"lr": 0.001}}}}
+    {"seed": 1, "variants": {"mlp-img-txt-loc-pri-rff": {"train": {"lr": 0.001}}}}
 
 An unknown field is an error that names it and lists the accepted ones.
 """

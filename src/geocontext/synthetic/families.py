@@ -6,7 +6,9 @@ can be checked on data generated differently:
   of its tags, one home per tag, 4% on the Irish Grid, a few references blank or garbled);
 - "clusters": a nonlinear map (tanh of a random projection of a low-dimensional tag code) with
   heavy-tailed Student-t noise; places drawn from three hotspots per tag, a third of photos anywhere,
-  1% blank references (location is weaker and multi-modal).
+  1% blank references (location is weaker and multi-modal);
+- "placeless": "clusters" with the grid references shuffled among the photos: places as many and as
+  spread, but they say nothing of the tags (a check that the location encoders cost nothing then).
 Both give float32 (N, 512) image and title embeddings, a share of NaN image rows (missing photos, as
 a real archive has) and British National Grid reference strings, which is all a run reads.
 """
@@ -27,7 +29,7 @@ from .world import World, format_osgb, grid_references, synthesize_features
 # (`python -m geocontext.bench.competition --seeds 1 --no-default-run --noise world=X --noise clusters=Y`):
 #   world    noise 1.7: 0.390, 1.9: 0.330, 2.1: 0.281
 #   clusters noise 2.6: 0.449, 3.2: 0.361, 3.7: 0.306
-NOISE = {"world": 1.83, "clusters": 3.3}
+NOISE = {"world": 1.83, "clusters": 3.3, "placeless": 3.3}  # placeless: clusters' features, so its level
 MISSING_IMAGES = 0.005  # share of photos without an image embedding (NaN row)
 GB_BOX = ((50.2, 58.3), (-5.5, 1.5))  # latitude, longitude bounds of the "clusters" places
 GB_EXTENT = (700_000, 1_300_000)  # eastings, northings (metres) the British National Grid letters cover
@@ -94,7 +96,13 @@ def clusters(y: np.ndarray, seed: int, noise: float | None = None, dim: int = 51
     return Generated(image, title, refs)
 
 
-FAMILIES = {"world": world, "clusters": clusters}
+def placeless(y: np.ndarray, seed: int, noise: float | None = None, dim: int = 512) -> Generated:
+    made = clusters(y, seed, NOISE["placeless"] if noise is None else noise, dim)
+    refs = np.random.default_rng(seed + 404).permutation(made.grid_reference)
+    return Generated(made.image, made.title, refs)
+
+
+FAMILIES = {"world": world, "clusters": clusters, "placeless": placeless}
 
 
 def generate(family: str, y: np.ndarray, seed: int, noise: float | None = None, dim: int = 512) -> Generated:
