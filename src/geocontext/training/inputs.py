@@ -64,11 +64,11 @@ class FeatureSpec:
 
     @property
     def name(self) -> str:
-        pri = ["pri"] * self.priors + ["rff"] * self.fourier
+        encoders = ["pri"] * self.priors + ["rff"] * self.fourier
         if not self.blocks:
-            return "-".join([SHORT[m] for m in self.modalities] + pri)
+            return "-".join([SHORT[m] for m in self.modalities] + encoders)
         parts = [SHORT[b.split("@")[0]] + b[len(b.split("@")[0]):] for b in self.blocks]
-        return "-".join(parts + (["loc"] if "location" in self.modalities else []) + pri)
+        return "-".join(parts + (["loc"] if "location" in self.modalities else []) + encoders)
 
     @property
     def encodes_location(self) -> bool:
@@ -80,7 +80,7 @@ class FeatureSpec:
         return self.blocks or tuple(m for m in self.modalities if m in KINDS)
 
     def width(self, features: FeatureSet, extra: int = 0) -> int:
-        """Columns of the fused input for these features (plus `extra` prior columns)."""
+        """Columns of the fused input for these features (plus `extra` location encoder columns)."""
         flag = self.unknown == "flag"
         sizes = [features.block(n).array.shape[1] + flag for n in self.block_names()]
         return sum(sizes) + (2 + flag if "location" in self.modalities else 0) + extra
