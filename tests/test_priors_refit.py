@@ -9,7 +9,7 @@ import torch
 from geocontext.competition import COLUMNS, ID
 from geocontext.data.readers import read_labels
 from geocontext.decoding.select import DecodeConfig
-from geocontext.embedding.features import save_features
+from geocontext.embedding.features import load_features, save_features
 from geocontext.pipeline.config import RunConfig
 from geocontext.pipeline.evaluate import evaluate
 from geocontext.pipeline.predict import predict
@@ -93,17 +93,10 @@ def test_a_run_with_priors_saves_them_and_predict_gives_its_tags(xor_competition
     ran = pd.read_csv(out / "submission.csv.zip").sort_values(ID).reset_index(drop=True)
     again = pd.read_csv(tmp_path / "again.csv").sort_values(ID).reset_index(drop=True)
     pd.testing.assert_frame_equal(ran, again)
-    unknown = variant.predict_proba(*_test_rows(variant, features, unknown=True))
+    test = load_features(features, "test")
+    nowhere = np.full((len(test.ids), 2), np.nan, dtype=np.float32)
+    unknown = variant.predict_proba(test, np.arange(len(test.ids)), nowhere)
     assert np.allclose(unknown, unknown[0], atol=1e-6)  # no place: every photo gets the same answer
-
-
-def _test_rows(variant, features, unknown):
-    from geocontext.embedding.features import load_features
-
-    fs = load_features(features, "test")
-    rows = np.arange(len(fs.ids))
-    location = np.full((len(rows), 2), np.nan, dtype=np.float32) if unknown else None
-    return fs, rows, location
 
 
 def test_refit_trains_the_chosen_heads_on_every_labelled_row(xor_competition, tmp_path):

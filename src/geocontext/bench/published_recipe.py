@@ -16,7 +16,7 @@ import torch
 
 from ..competition import COLUMNS, ensure_one_tag
 from ..console import say
-from ..data.readers import read_labels
+from ..data.readers import read_labels, read_train_labels
 from ..embedding.features import align, load_features, release
 from ..training.config import TrainConfig
 from ..training.heads import predict_proba
@@ -48,7 +48,7 @@ def exact_at_half(y: np.ndarray, p: np.ndarray) -> float:
 
 def score_published(comp: Competition, seed: int, epochs: int = 30) -> dict:
     """{"linear": {...}, "mlp": {...}, "best": {...}}: each head's test and hold-out exact match."""
-    train = read_labels(comp.data / "train.csv", columns=COLUMNS)
+    train = read_train_labels(comp.data)  # as a run reads them: train.csv or train.csv.zip
     solution = read_labels(comp.solution, columns=COLUMNS)
     x = published_inputs(comp.features, "train", train.ids)
     x_test = published_inputs(comp.features, "test", solution.ids)

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..training.inputs import FeatureSpec, Standardizer, fuse_chunks, located, location_columns, standardised_tensors
+from ..training.inputs import (
+    FeatureSpec,
+    Standardizer,
+    fuse_chunks,
+    located,
+    location_columns,
+    standardised_tensors,
+)
 from ..training.location import LocationPriors, fit_priors
 from .prepare import Prepared
 
