@@ -21,6 +21,7 @@ import importlib.util
 import subprocess
 import sys
 
+from geocontext import cli
 from geocontext.kaggle import runtime as kernel
 
 VERB = "embed"
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
                         help="also embed the titles with this sentence-transformers model into the same FEATURES")
     args, extra = parser.parse_known_args(argv)
     if not args.dry_run:  # a dry run shows its paths and command first, then the same error
-        kernel.check_verb(VERB)
+        cli.check_verb(VERB)
     paths = kernel.resolve(args, "embed")
     kernel.describe(paths)
     ensure_package("open_clip", OPEN_CLIP, args.dry_run)
@@ -60,10 +61,10 @@ def main(argv=None) -> int:
             print("warning: no GPU in this session; embedding every photo on the CPU takes days."
                   " Turn on a GPU accelerator for this kernel.", flush=True)
     base = ["--data", str(paths.data), "--out", str(paths.working / "features")]
-    rc = kernel.call(VERB, [*base, *extra], dry_run=args.dry_run)
+    rc = cli.call(VERB, [*base, *extra], dry_run=args.dry_run)
     for spec in args.add_title_encoder:  # one more block each, beside the main pass's (those are kept)
         if rc == 0:
-            rc = kernel.call(VERB, [*base, *extra, "--blocks", "title", "--title-encoder", spec], dry_run=args.dry_run)
+            rc = cli.call(VERB, [*base, *extra, "--blocks", "title", "--title-encoder", spec], dry_run=args.dry_run)
     return rc
 
 

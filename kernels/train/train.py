@@ -11,6 +11,7 @@ Locally: python build/kernels/train/train.py --data DATA --features FEATURES [--
 """
 import shutil
 
+from geocontext import cli
 from geocontext.kaggle import runtime as kernel
 
 VERB = "run"
@@ -19,11 +20,11 @@ VERB = "run"
 def main(argv=None) -> int:
     args, extra = kernel.argument_parser(__doc__, ["data", "features"]).parse_known_args(argv)
     if not args.dry_run:  # a dry run shows its paths and command first, then the same error
-        kernel.check_verb(VERB)
+        cli.check_verb(VERB)
     paths = kernel.resolve(args, "train")
     kernel.describe(paths)
     out = paths.working / "run"
-    rc = kernel.call(VERB, ["--data", str(paths.data), "--features", str(paths.features), "--out", str(out), *extra],
+    rc = cli.call(VERB, ["--data", str(paths.data), "--features", str(paths.features), "--out", str(out), *extra],
                      dry_run=args.dry_run)
     if rc == 0 and not args.dry_run:
         # At the top of the output, where Kaggle's "Submit" button and `kaggle kernels output` find it first.

@@ -20,6 +20,7 @@ Locally: python build/kernels/types/train_types.py --types FILE.jsonl[.gz] [--pr
 """
 from pathlib import Path
 
+from geocontext import cli
 from geocontext.kaggle import runtime as kernel
 
 VERB = "types"
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
     if args.predict is None and (args.threshold is not None or args.tuned):
         parser.error("--threshold and --tuned say how --predict tags photos; add --predict")
     if not args.dry_run:  # a dry run shows its paths and commands first, then the same error
-        kernel.check_verb(VERB)
+        cli.check_verb(VERB)
     paths = kernel.resolve(args, "types")
     to_tag = None if args.predict is None else paths.types if args.predict is True else args.predict
     if to_tag is not None and not kernel.is_types_dataset(to_tag):  # found out now, not after training
@@ -45,11 +46,11 @@ def main(argv=None) -> int:
                                  f" {kernel.INPUTS['types'].looks})")
     kernel.describe(paths)
     run = paths.working / "run"
-    rc = kernel.call(VERB, ["train", "--data", str(paths.types), "--out", str(run), *extra], dry_run=args.dry_run)
+    rc = cli.call(VERB, ["train", "--data", str(paths.types), "--out", str(run), *extra], dry_run=args.dry_run)
     if rc or to_tag is None:
         return rc
     thresholds = ["--tuned"] if args.tuned else [] if args.threshold is None else ["--threshold", str(args.threshold)]
-    return kernel.call(VERB, ["predict", "--model", str(run / "model.pth"), "--data", str(to_tag),
+    return cli.call(VERB, ["predict", "--model", str(run / "model.pth"), "--data", str(to_tag),
                               "--out", str(paths.working / PREDICTIONS), *thresholds], dry_run=args.dry_run)
 
 

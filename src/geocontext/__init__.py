@@ -1,6 +1,7 @@
 """geocontext: tag Geograph landscape photos with the competition's 49 context tags (and their type).
 
-Data flows one way: Kaggle files (data, grid) -> features -> heads (train, model) -> probabilities
--> decoded tags (decode, select) -> submission."""
+Data flows one way, one package per stage: Kaggle files (data/) -> features (embedding/) -> heads
+(training/) -> probabilities -> decoded tags (decoding/) -> submission (pipeline/). `cli.py` lists the
+verbs each package owns (`<package>/verbs.py`)."""
 
 __version__ = "0.1.0"

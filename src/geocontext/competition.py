@@ -14,6 +14,7 @@ import numpy as np
 
 COMPETITION = "predict-geographic-context-from-landscape-photos"
 ID = "gridimage_id"
+SPLITS = ("train", "test")  # DATA's two id lists: train.csv [+ train-extra.csv] and test.csv
 
 
 class Tag(NamedTuple):

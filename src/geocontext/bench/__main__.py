@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         results["archive"] = archive(cfg.cache, (3000, 6000) if cfg.smoke else (1_000_000, 2_000_000),
                                      n_train=2000 if cfg.smoke else 20_000)
     if "labeller" not in args.skip:
-        from .labeller import measure
+        from .label_worker import measure
 
         results["labeller"] = measure(cfg.cache, *((4, 2) if cfg.smoke else (500, 250)),
                                       n_train=2000 if cfg.smoke else 20_000)

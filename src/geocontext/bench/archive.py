@@ -67,11 +67,12 @@ def trained_run(cache: Path, dim: int = 512, n_train: int = 20_000) -> Path:
     from ..decoding.select import DecodeConfig
     from ..pipeline.config import RunConfig
     from ..pipeline.run import run
+    from ..pipeline.run_folder import RunFolder
     from ..training.config import TrainConfig, default_variants
     from . import data as bench_data
 
     out = cache / f"archive-run-{n_train}"
-    if (out / "run.json").exists():
+    if RunFolder(out).run_json.exists():
         return out
     data_dir, features_dir, _ = bench_data.build(cache / "archive-train", None, seed=1, n_train=n_train, n_test=2_000,
                                                  dim=dim, log=say)

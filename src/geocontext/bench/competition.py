@@ -31,6 +31,7 @@ from ..console import say
 from ..errors import DataError
 from ..pipeline.config import RunConfig
 from ..pipeline.run import run
+from ..pipeline.run_folder import RunFolder
 from ..synthetic.families import FAMILIES, NOISE
 from .competition_data import CACHE, Competition, build, score_submission
 from .data import SHARED
@@ -54,12 +55,12 @@ def published(comp: Competition, seed: int, epochs: int) -> dict:
 
 def score_run(comp: Competition, name: str, config: RunConfig) -> dict:
     """One `run` from scratch: its test exact match, its own estimate, its final choice and wall time."""
-    out = comp.folder / "runs" / name
-    shutil.rmtree(out, ignore_errors=True)  # a run reuses finished variants: start bare for an honest time
+    out = RunFolder(comp.folder / "runs" / name)
+    shutil.rmtree(out.path, ignore_errors=True)  # a run reuses finished variants: start bare for an honest time
     t0 = time.perf_counter()
-    report = run(comp.data, comp.features, out, config)
+    report = run(comp.data, comp.features, out.path, config)
     seconds = time.perf_counter() - t0
-    test = score_submission(comp, out / "submission.csv.zip")
+    test = score_submission(comp, out.submission)
     result = {"test": test, "estimate": report["final"]["exact_match"], "final": report["final"]["name"],
               "seconds": round(seconds, 1)}
     say(f"  run {name}: test {test:.4f}, its estimate {result['estimate']:.4f} ({result['final']}, {seconds:.0f} s)")

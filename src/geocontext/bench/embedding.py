@@ -27,7 +27,7 @@ from PIL import Image
 from ..competition import ID, image_path
 from ..embedding.encoder import Encoder, EncoderConfig, load_encoder
 from ..embedding.features import load_features
-from ..embedding.pipeline import EmbedConfig, embed
+from ..embedding.embed import EmbedConfig, embed
 
 WORDS = ("Footpath", "Church", "Farm track", "River", "Stone wall", "Lighthouse", "Railway bridge", "Woodland",
          "Moorland", "Harbour", "Castle ruins", "Canal lock", "Village green", "Trig point", "Reservoir dam")

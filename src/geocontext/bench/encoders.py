@@ -32,7 +32,7 @@ import torch
 
 from ..competition import image_path
 from ..embedding.encoder import EncoderConfig, load_encoder
-from ..embedding.pipeline import EmbedConfig, embed
+from ..embedding.embed import EmbedConfig, embed
 from ..embedding.text import PREFIX
 from .embedding import _machine, make_data
 

@@ -56,7 +56,7 @@ def _head(x, y, parts, seed):
     scaler = Standardizer.fit(x, np.flatnonzero(fit_rows))
     z = scaler.transform_(x.copy())
     t = lambda m: torch.from_numpy(z[m])  # noqa: E731
-    config = TrainConfig(head="mlp", lr=3e-3, epochs=25, patience=4, seed=seed, precision="fp32")
+    config = TrainConfig(head="mlp", lr=3e-3, epochs=25, patience=4, seed=seed, input_dtype="fp32")
     result = fit(t(fit_rows), torch.from_numpy(y[fit_rows]).float(), t(hold), torch.from_numpy(y[hold]).float(), config)
     return lambda m: predict_proba(result.head, t(m)), result.best_epoch
 

@@ -62,7 +62,7 @@ def score_published(comp: Competition, seed: int, epochs: int = 30) -> dict:
     out = {}
     for head, lr in HEADS.items():
         t0 = time.perf_counter()
-        config = TrainConfig(head=head, lr=lr, epochs=epochs, patience=4, precision="fp32", seed=seed)
+        config = TrainConfig(head=head, lr=lr, epochs=epochs, patience=4, input_dtype="fp32", seed=seed)
         result = fit(x_fit, y_fit, x_hold, y_hold, config, desc=f"published {head}")
         test = exact_at_half(solution.y, predict_proba(result.head, x_test))
         out[head] = {"test": test, "holdout": result.best_exact_match, "best_epoch": result.best_epoch,

@@ -158,7 +158,7 @@ def markdown(r: dict) -> str:
 
         body += section(r["archive"], targets)
     if r.get("labeller"):
-        from .labeller import section as labeller_section
+        from .label_worker import section as labeller_section
 
         body += labeller_section(r["labeller"])
     summary = ["## Targets", "", _table(["figure", "target", "measured", "met"],

@@ -31,6 +31,7 @@ from ..decoding.select import DecodeConfig, choose
 from ..decoding.thresholds import exact_match_at, tune_thresholds
 from ..pipeline.config import RunConfig
 from ..pipeline.prepare import prepare
+from ..pipeline.run_folder import RunFolder
 from ..training.config import TrainConfig, VariantConfig, default_variants
 from ..training.inputs import FeatureSpec, Standardizer, fuse
 from . import data as bench_data
@@ -120,7 +121,7 @@ def end_to_end(cfg: BenchConfig, data_dir: Path, features_dir: Path) -> dict:
         shutil.rmtree(out)
     say(f"run end to end: {' '.join(argv)}")
     result = measured(cfg, "run", argv)
-    result["report"] = json.loads((out / "report.json").read_text())
+    result["report"] = RunFolder(out).read_report()
     result["out"] = str(out)
     return result
 
@@ -128,8 +129,9 @@ def end_to_end(cfg: BenchConfig, data_dir: Path, features_dir: Path) -> dict:
 def tuning(cfg: BenchConfig, run_dir: Path, report: dict) -> dict:
     """Per-tag thresholds by Optuna on the whole hold-out, fresh SQLite study, the final choice's members."""
     members = report["final"]["members"]
-    probs = np.mean([np.load(run_dir / "variants" / m / "holdout_probs.npy") for m in members], axis=0)
-    split = np.load(run_dir / "split.npz")
+    folder = RunFolder(run_dir)
+    probs = np.mean([np.load(folder.member(m).holdout_probs) for m in members], axis=0)
+    split = np.load(folder.split_npz)
     labels = read_train_labels(report_data_dir(run_dir))
     y = labels.y[np.isin(labels.ids, split["holdout_ids"])]
     db = cfg.cache / "tuning.db"
@@ -145,7 +147,7 @@ def tuning(cfg: BenchConfig, run_dir: Path, report: dict) -> dict:
 
 
 def report_data_dir(run_dir: Path) -> Path:
-    return Path(json.loads((Path(run_dir) / "run.json").read_text())["data"])
+    return Path(RunFolder(run_dir).read_run_info()["data"])
 
 
 def predicting(cfg: BenchConfig, run_dir: Path, data_dir: Path, features_dir: Path) -> dict:
@@ -195,10 +197,10 @@ def encoders(cfg: BenchConfig) -> dict:
 
 def decoder_spread(cfg: BenchConfig, run_dir: Path, report: dict) -> dict:
     """Re-run the honest choice on the run's saved hold-out probabilities with other cross-fitting seeds."""
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     names = list(report["variants"])
-    probs = {n: np.load(run_dir / "variants" / n / "holdout_probs.npy") for n in names}
-    split = np.load(run_dir / "split.npz")
+    probs = {n: np.load(folder.member(n).holdout_probs) for n in names}
+    split = np.load(folder.split_npz)
     labels = read_train_labels(report_data_dir(run_dir))
     held = np.isin(labels.ids, split["holdout_ids"])
     config = RunConfig()
@@ -240,7 +242,7 @@ def generated(cfg: BenchConfig) -> dict:
         measured(cfg, f"generated-{seed}", ["run", "--data", str(data_dir), "--features", str(features_dir),
                                             "--out", str(out), "--config",
                                             str(cfg.cache / f"generated-{seed}" / "config.json")])
-        report = json.loads((out / "report.json").read_text())
+        report = RunFolder(out).read_report()
         per_seed.append({k: v["exact_match"] for k, v in report["candidates"].items()})
         per_seed[-1]["(final choice)"] = report["final"]["exact_match"]
     return {"rows": [n_train, n_test], "spread": summarise(per_seed)}

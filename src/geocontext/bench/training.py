@@ -111,7 +111,7 @@ def compare(x_fit: np.ndarray, y_fit: np.ndarray, ids_fit: np.ndarray, x_val: np
 
     The baseline gets at most `max_baseline_epochs`; when it had not stopped by then its time to the
     best epoch is a lower bound (reported as such)."""
-    dtype = storage_dtype(config.precision)
+    dtype = storage_dtype(config.input_dtype)
     ours = fit(torch.from_numpy(x_fit).to(dtype), torch.from_numpy(y_fit), torch.from_numpy(x_val).to(dtype),
                torch.from_numpy(y_val), config, desc=f"ours {config.head}")
     ours_epochs = np.diff([0.0] + [h["seconds"] for h in ours.history])

@@ -300,3 +300,18 @@ def read_tag_names(data_dir: str | Path) -> dict[str, str]:
             raise DataError(f"{path}: expected columns tag_id,prefix,tag,col,grouping,description")
         names.update(zip(table["col"].astype(str), table["tag"].astype(str)))
     return names
+
+
+def split_ids(data_dir: str | Path, split: str) -> tuple[np.ndarray, str]:
+    """The split's gridimage ids in the DATA lists' order, and which files listed them."""
+    if split == "test":
+        path = require(data_dir, "test.csv", "test.csv.zip")
+        return read_ids(path), path.name
+    main = require(data_dir, "train.csv", "train.csv.zip")
+    extra = find(data_dir, "train-extra.csv", "train-extra.csv.zip")
+    ids = read_ids(main)
+    if extra is None:
+        return ids, main.name
+    both = np.concatenate([ids, read_ids(extra)])
+    check_unique(both, extra)
+    return both, f"{main.name} + {extra.name}"

@@ -1,4 +1,5 @@
-"""Probabilities -> 0/1 tag sets. Every decoder gives each photo at least one tag."""
+"""Probabilities -> 0/1 tag sets. Every decoder gives each photo at least one tag. The table of decoders a
+run chooses from, and how each is fitted, is decoding.methods."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,6 +28,10 @@ class ThresholdDecoder:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "thresholds": self.thresholds.tolist(), **({"strict": True} if self.strict else {})}
+
+    @classmethod
+    def from_dict(cls, d: dict, n_tags: int) -> "ThresholdDecoder":
+        return cls(d["thresholds"], d.get("strict", False))
 
 
 def _codes(sets: np.ndarray) -> np.ndarray:
@@ -138,20 +143,9 @@ class LabelSetDecoder:
                 "own_threshold": self.own_threshold}
 
     @classmethod
-    def from_dict_args(cls, sets, log_prior, prior_weight, n_tags: int, novel_penalty=None,
-                       unseen_log_prior=None, own_threshold=0.5) -> "LabelSetDecoder":
-        dense = np.zeros((len(sets), n_tags), dtype=np.uint8)
-        for i, members in enumerate(sets):
+    def from_dict(cls, d: dict, n_tags: int) -> "LabelSetDecoder":
+        dense = np.zeros((len(d["sets"]), n_tags), dtype=np.uint8)
+        for i, members in enumerate(d["sets"]):
             dense[i, members] = 1
-        return cls(dense, log_prior, prior_weight, novel_penalty, unseen_log_prior, own_threshold)
-
-
-def decoder_from_dict(d: dict, n_tags: int):
-    """Rebuild a decoder saved with `to_dict`."""
-    if d.get("kind") == ThresholdDecoder.kind:
-        return ThresholdDecoder(d["thresholds"], d.get("strict", False))
-    if d.get("kind") == LabelSetDecoder.kind:
-        return LabelSetDecoder.from_dict_args(d["sets"], d["log_prior"], d["prior_weight"], n_tags,
-                                              d.get("novel_penalty"), d.get("unseen_log_prior"),
-                                              d.get("own_threshold", 0.5))
-    raise ValueError(f"unknown decoder kind {d.get('kind')!r}; expected threshold or label_set")
+        return cls(dense, d["log_prior"], d["prior_weight"], d.get("novel_penalty"), d.get("unseen_log_prior"),
+                   d.get("own_threshold", 0.5))

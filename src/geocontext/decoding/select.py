@@ -1,35 +1,33 @@
 """Choose how the trained variants become the final tags: which members, their weights, the decoder.
 
-Candidates are (members x decoder): each variant alone and the ensemble of all, decoded by the
-published 0.5 threshold, a tuned global threshold, tuned per-tag thresholds, or the label-set decoder.
+Candidates are (members x decoder): each variant alone and the ensemble of all, decoded by each method
+of decoding.methods (the published 0.5 threshold, a tuned global threshold, tuned per-tag thresholds,
+the label-set decoder).
 Every candidate is scored honestly: what it tunes (weights, thresholds, prior weight) is fitted on one
 fold of the hold-out and scored on the other (2-fold cross-fitting), so no reported score was measured
 on the rows that chose its settings. The winner is then refitted on the whole hold-out for the test set."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ..console import progress
 from ..data.split import folds
 from ..fields import flag, number, whole
-from .decoders import LabelSetDecoder, ThresholdDecoder, decoder_from_dict
+from .decoders import LabelSetDecoder, ThresholdDecoder
 from .ensemble import combine, fit_weights
+from .methods import METHODS, Decoder, Tuning, decoder_from_dict
 from .metrics import exact_match, macro_f1
-from .thresholds import tune_thresholds
-
-DECODERS = ("0.5", "global", "per_tag", "label_set")
 
 
 @dataclass
 class DecodeConfig:
-    decoders: tuple[str, ...] = DECODERS
+    decoders: tuple[str, ...] = tuple(METHODS)
     ensemble: bool = True  # also try the weighted mean of all variants
     singles: bool = True  # also try each variant alone
     global_trials: int = 40
-    per_tag_trials: int = 50  # in all, the first two enqueued starts (see tune.tune_thresholds)
+    per_tag_trials: int = 50  # in all, the first two enqueued starts (see thresholds.tune_thresholds)
     label_sets: int = 1000  # candidate sets for the label-set decoder: the most frequent in training
     prior_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     # How much a photo's own set (tags at or above the tuned global threshold), when it is no known
@@ -46,9 +44,9 @@ class DecodeConfig:
         self.decoders = tuple(self.decoders)
         self.prior_weights = tuple(self.prior_weights)
         self.novel_penalties = tuple(self.novel_penalties)
-        unknown = set(self.decoders) - set(DECODERS)
+        unknown = set(self.decoders) - set(METHODS)
         if unknown or not self.decoders:
-            raise ValueError(f"decode.decoders must be among {DECODERS} (a non-empty list), got {self.decoders}")
+            raise ValueError(f"decode.decoders must be among {tuple(METHODS)} (a non-empty list), got {self.decoders}")
         flag("decode.ensemble", self.ensemble)
         flag("decode.singles", self.singles)
         for name in ("global_trials", "per_tag_trials", "label_sets"):
@@ -74,7 +72,7 @@ class Choice:
     name: str
     members: list[str]
     weights: np.ndarray
-    decoder: object = field(default_factory=ThresholdDecoder)
+    decoder: Decoder = field(default_factory=ThresholdDecoder)
 
     def combine(self, probs: list[np.ndarray]) -> np.ndarray:
         if len(probs) != len(self.members):
@@ -100,7 +98,7 @@ class Candidate:
     decoder: str
 
     def tune(self, probs: list[np.ndarray], y: np.ndarray, label_sets: LabelSetDecoder, config: DecodeConfig,
-            storage: str | None, study: str, shared: dict | None = None) -> Choice:
+             storage: str | None, study: str, shared: dict | None = None) -> Choice:
         """Fit weights and decoder on (probs, y): rows of the hold-out this candidate may tune on.
 
         `shared` (a dict) carries the ensemble weights and the tuned global threshold between the
@@ -109,21 +107,8 @@ class Candidate:
         if "weights" not in shared:
             shared["weights"] = fit_weights(probs, y)
         weights = shared["weights"]
-        mixed = combine(probs, weights)
-        if self.decoder in ("global", "label_set") and "global" not in shared:
-            shared["global"] = tune_thresholds(mixed, y, per_tag=False, seed=config.seed, storage=storage,
-                                               study_name=study, n_trials=config.global_trials)
-        if self.decoder == "0.5":
-            decoder = ThresholdDecoder(0.5)
-        elif self.decoder == "global":
-            decoder = shared["global"]
-        elif self.decoder == "per_tag":
-            decoder = tune_thresholds(mixed, y, per_tag=True, seed=config.seed, storage=storage, study_name=study,
-                                      n_trials=config.per_tag_trials)
-        else:  # a photo's own set is thresholded at the tuned global threshold
-            decoder = label_sets.with_settings(0.0, None, float(shared["global"].thresholds)).tune(
-                mixed, y, config.prior_weights, config.novel_penalties)
-        return Choice(self.name, self.members, weights, decoder)
+        tuning = Tuning(combine(probs, weights), y, config, label_sets, storage, study, shared)
+        return Choice(self.name, self.members, weights, METHODS[self.decoder](tuning))
 
 
 def candidates(names: list[str], config: DecodeConfig) -> list[Candidate]:
@@ -140,14 +125,13 @@ def candidates(names: list[str], config: DecodeConfig) -> list[Candidate]:
 
 
 def choose(holdout_probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, train_y: np.ndarray,
-           config: DecodeConfig, workdir: Path | None = None) -> tuple[Choice, dict, np.ndarray]:
+           config: DecodeConfig, storage: str | None = None) -> tuple[Choice, dict, np.ndarray]:
     """The candidate with the best cross-fitted hold-out exact match, refitted on the whole hold-out.
 
     Also returns the winner's cross-fitted hold-out tags (each row decoded by settings tuned on the
-    other fold), for honest per-tag figures. The studies that tune the final decoder go to
-    workdir/optuna.db (SQLite: resumable, inspectable); the many cross-fitting studies, which only
+    other fold), for honest per-tag figures. The studies that tune the final decoder go to the Optuna
+    `storage` URL (a run's optuna.db: resumable, inspectable); the many cross-fitting studies, which only
     score candidates, run in memory because Optuna's RDB storage costs ~10x per trial."""
-    storage = f"sqlite:///{Path(workdir).resolve() / 'optuna.db'}" if workdir is not None else None
     label_sets = LabelSetDecoder.from_labels(train_y, config.label_sets)
     fold = folds(ids, config.folds, config.seed)
     report, best, best_predicted, shared = {}, None, None, {}

@@ -193,7 +193,8 @@ class WeightsInfo:
 
 
 class Encoder:
-    """An open_clip model ready for batched inference; `encode_images` / `encode_tokens` return float32."""
+    """An open_clip model ready for batched inference: an ImageEncoder and a TitleEncoder (its text tower)
+    in the sense of embedding.encoders; `encode_images` / `encode_texts` return float32."""
 
     def __init__(self, model, preprocess, tokenizer, config: EncoderConfig, model_name: str, weights: WeightsInfo,
                  quick_gelu: bool, device: torch.device, precision: str):
@@ -243,6 +244,24 @@ class Encoder:
 
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         return self.tokenizer(list(texts))
+
+    def pad_token(self) -> int:
+        """What fills a title's unused context."""
+        return int(self.tokenize([""])[0, -1].item())
+
+    def encode_texts(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Titles through the text tower (the TitleEncoder contract, embedding.encoders)."""
+        return self.encode_token_rows(self.tokenize(texts), batch_size)
+
+    def encode_token_rows(self, tokens, batch_size: int) -> np.ndarray:
+        """Tokenized titles in batches sorted by length, so each batch is cut to its longest title."""
+        tokens = torch.as_tensor(tokens)
+        order = np.argsort((tokens != self.pad_token()).sum(dim=1).numpy(), kind="stable")
+        out = np.empty((len(tokens), self.dim), dtype=np.float32)
+        for b in range(0, len(tokens), batch_size):
+            rows = order[b:b + batch_size]
+            out[rows] = self.encode_tokens(tokens[rows])
+        return out
 
     def encode_tokens(self, tokens: torch.Tensor) -> np.ndarray:
         """Text embeddings; for causal CLIP text towers the padding past the longest title is cut off

@@ -1,5 +1,5 @@
 """What one `embed` call computes: an image block from an open_clip model and/or a title block from that
-model's text tower or a sentence-transformers model, and where its chunks live.
+model's text tower or another title encoder (embedding.encoders), and where its chunks live.
 
     FEATURES/chunks/{split}/                  image@M + title@M from one open_clip model M (as before blocks)
     FEATURES/chunks/{block+block}/{split}/    any other set of blocks (e.g. title@bge-small-en-v1.5 alone)
@@ -14,7 +14,7 @@ import torch
 
 from .blocks import block_name
 from .chunks import ChunkStore
-from .encoder import Encoder
+from .encoders import ImageEncoder, TitleEncoder, TokenizingTitleEncoder
 
 
 def no_tokens(texts) -> torch.Tensor:
@@ -24,8 +24,8 @@ def no_tokens(texts) -> torch.Tensor:
 
 @dataclass
 class Job:
-    image: Encoder | None  # open_clip model of the image block, None: no image block
-    title: object | None  # Encoder (its text tower) or text.SentenceEncoder; None: no title block
+    image: ImageEncoder | None  # the image block's encoder (open_clip); None: no image block
+    title: TitleEncoder | None  # the title block's encoder (often the image encoder's text tower); None: none
 
     def __post_init__(self):
         if self.image is None and self.title is None:
@@ -33,8 +33,8 @@ class Job:
 
     @property
     def clip_titles(self) -> bool:
-        """Titles through the open_clip model's text tower (tokenized by the photo loader's workers)."""
-        return isinstance(self.title, Encoder)
+        """Titles tokenized by the photo loader's workers and encoded as token rows (open_clip's text tower)."""
+        return isinstance(self.title, TokenizingTitleEncoder)
 
     @property
     def classic(self) -> bool:

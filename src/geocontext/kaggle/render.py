@@ -35,6 +35,7 @@ _REQUIRED = {"id": str, "title": str, "code_file": str, "language": str, "kernel
              "is_private": bool, "enable_gpu": bool, "enable_internet": bool,
              "competition_sources": list, "kernel_sources": list, "dataset_sources": list}
 _SKIPPED = ("__pycache__", ".pyc", ".pyo", "~")
+_NOT_SHIPPED = ("bench",)  # subpackages no kernel runs: the benchmarks stay in the checkout
 
 
 class RenderError(DataError):
@@ -154,6 +155,8 @@ def core_files(package_dir: str | Path) -> list[tuple[str, str]]:
         rel = path.relative_to(package_dir.parent)
         if not path.is_file() or any(p.startswith(".") or p.endswith(_SKIPPED) for p in rel.parts):
             continue  # caches, editor and OS leftovers
+        if len(rel.parts) > 2 and rel.parts[1] in _NOT_SHIPPED:
+            continue
         try:
             files.append((rel.as_posix(), path.read_text(encoding="utf-8")))
         except UnicodeDecodeError as exc:

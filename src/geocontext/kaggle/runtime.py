@@ -5,14 +5,14 @@ Kaggle mounts what a kernel has attached (the competition, datasets, other kerne
 years (/kaggle/input/<slug>, /kaggle/input/competitions/<slug>, ...), so inputs are recognised by
 what they hold, not by their names:
   DATA      a folder with train.csv[.zip] and test.csv[.zip] (the competition's layout)
-  FEATURES  a folder with train/meta.json and test/meta.json (see geocontext.features)
+  FEATURES  a folder with train/meta.json and test/meta.json (the FEATURES contract, geocontext.embedding.features)
   TYPES     a .jsonl or .jsonl.gz file whose first lines are JSON objects with gridimage_id and embeddings
             (a types dataset, see geocontext.typetags.reader; gzip is recognised by its first bytes, so a
             compressed file named .jsonl or a plain one named .jsonl.gz is read as what it is)
 Every path can be given instead, as an argument or an environment variable (GEOCONTEXT_INPUT,
 GEOCONTEXT_WORKING, GEOCONTEXT_DATA, GEOCONTEXT_FEATURES, GEOCONTEXT_TYPES), so the same script runs
 locally against a DATA folder or a types file. Kernel entry scripts (kernels/<name>/) use this
-module; it is vendored with the core.
+module, and `geocontext.cli.call` to run their verb; both are vendored with the core.
 """
 from __future__ import annotations
 
@@ -201,24 +201,6 @@ def describe(paths: KernelPaths) -> None:
         value = getattr(paths, name)
         if value is not None:
             print(f"  {name}: {value}", flush=True)
-
-
-def check_verb(verb: str) -> None:
-    """Fail at once, not after an hour of setup, when the vendored core lacks the kernel's verb."""
-    from ..cli import verbs
-
-    if verb not in verbs():
-        raise KernelError(f"this kernel's geocontext core has no `{verb}` verb (it has {', '.join(verbs())});"
-                          f" render the kernel again (make kernels) from a checkout that has it")
-
-
-def call(verb: str, argv: list[str], dry_run: bool = False) -> int:
-    """`geocontext VERB ARGV...`, through the kit's command line (its stable interface)."""
-    from ..cli import main
-
-    print("$ geocontext " + shlex.join([verb, *argv]), flush=True)
-    check_verb(verb)
-    return 0 if dry_run else main([verb, *argv])
 
 
 def main_guard(main) -> int:

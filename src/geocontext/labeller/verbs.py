@@ -37,7 +37,7 @@ def _context(args) -> int:
     from ..console import say
     from ..embedding.encoder import load_encoder
     from ..embedding.options import encoder_config
-    from ..embedding.pipeline import EmbedConfig
+    from ..embedding.embed import EmbedConfig
     from .context import ContextWorker
 
     client = _client(args)  # checks the endpoint before the model loads

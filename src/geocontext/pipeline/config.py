@@ -8,13 +8,15 @@ RunConfig
                     priors (location priors: what training photos nearby were tagged; training.location),
                     fourier (random Fourier features of the location; training.location)
       train         training.config.TrainConfig: head (linear, mlp), hidden, dropout, mixup_alpha, label_smoothing, epochs,
-                    batch_size, min_steps_per_epoch, lr, weight_decay, patience, seed, precision
+                    batch_size, min_steps_per_epoch, lr, weight_decay, patience, seed,
+                    input_dtype (how inputs are held in memory: auto, bf16, fp32; formerly `precision`)
   holdout_fraction  share of the labelled photos held out (0..1, by a hash of each id and `seed`)
   seed              seed of the hold-out split
   max_tags          training rows with more tags are dropped (rare, noisy label sets)
   refit             retrain the final choice's heads on train + hold-out rows for the epoch count chosen
                     on the hold-out (pipeline.refit); false keeps the hold-out-stopped heads
-  decode            decoding.select.DecodeConfig: decoders (0.5, global, per_tag, label_set), ensemble,
+  decode            decoding.select.DecodeConfig: decoders (the names in decoding.methods.METHODS: 0.5,
+                    global, per_tag, label_set), ensemble,
                     singles, global_trials, per_tag_trials, label_sets, prior_weights, novel_penalties,
                     folds, seed
 
@@ -29,12 +31,12 @@ An unknown field is an error that names it and lists the accepted ones.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 from ..decoding.select import DecodeConfig
 from ..fields import flag, number, whole
-from ..training.config import TrainConfig, VariantConfig, default_variants
+from ..training.config import TrainConfig, VariantConfig, default_variants, renamed
 from ..training.inputs import FeatureSpec
 
 
@@ -75,6 +77,12 @@ class RunConfig:
         return cls(variants=variants, decode=decode, **d)
 
     @classmethod
+    def load(cls, path: str | Path | None = None, **overrides) -> "RunConfig":
+        """The defaults, or the JSON file `path`, with the command line's overrides (those not None)."""
+        config = cls.from_file(path) if path else cls()
+        return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
     def from_file(cls, path: str | Path) -> "RunConfig":
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
@@ -95,6 +103,8 @@ def _checked(d, cls, where: str) -> dict:
 
 def _merged(base, changes: dict, where: str):
     """A copy of the dataclass `base` with `changes` applied, nested dataclasses field by field."""
+    if isinstance(changes, dict):
+        changes = renamed(changes, getattr(type(base), "RENAMED", {}))
     _checked(changes, type(base), where)
     values = {f.name: getattr(base, f.name) for f in fields(base)}
     for key, value in changes.items():

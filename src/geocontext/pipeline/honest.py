@@ -12,8 +12,6 @@ The hold-out is cut in two by a hash of each id:
 (the best of many candidates on the same rows, hence optimistic) is kept as `selection_exact_match`."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from ..console import say
@@ -38,7 +36,7 @@ def stop_key(ids: np.ndarray, stop: np.ndarray) -> str:
 
 
 def honest_choice(probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, train_y: np.ndarray,
-                  config: DecodeConfig, workdir: Path | None = None):
+                  config: DecodeConfig, storage: str | None = None):
     """(choice, candidates, predicted, estimate) on the selection rows `probs`/`y`/`ids`.
 
     `predicted` holds each row's tags from the outer choice that never saw it (for honest per-tag
@@ -55,7 +53,7 @@ def honest_choice(probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, 
         predicted[score] = inner.decode([probs[m][score] for m in inner.members])
         picked.append(inner.name)
         say(f"  outer fold {k}: chose {inner.name}")
-    choice, candidates, _ = choose(probs, y, ids, train_y, config, workdir)
+    choice, candidates, _ = choose(probs, y, ids, train_y, config, storage)
     estimate = {"exact_match": exact_match(y, predicted), "macro_f1": macro_f1(y, predicted),
                 "fold_exact_match": [exact_match(y[outer == k], predicted[outer == k]) for k in range(OUTER_FOLDS)],
                 "fold_choices": picked, "rows": int(len(y))}

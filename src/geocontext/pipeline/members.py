@@ -1,7 +1,5 @@
 """The variants of a run folder: saved with their probabilities, reused when their inputs have not
-changed, and brought in from other run folders as ensemble members.
-
-OUT/variants/<name>/: model.pt + variant.json, holdout_probs.npy, test_probs.npy, report.json."""
+changed, and brought in from other run folders as ensemble members (OUT/variants/<name>/, run_folder)."""
 from __future__ import annotations
 
 import json
@@ -13,8 +11,10 @@ from ..console import say
 from ..decoding.decoders import ThresholdDecoder
 from ..decoding.metrics import scores
 from ..errors import DataError
+from ..training.config import TrainConfig
 from ..training.variant import Variant
 from .prepare import Prepared
+from .run_folder import RunFolder
 
 
 class Members:
@@ -32,30 +32,29 @@ class Members:
         self.holdout_probs[name], self.test_probs[name], self.reports[name] = holdout, test, report
 
 
-def save_member(out: Path, variant: Variant, holdout: np.ndarray, test: np.ndarray, report: dict,
+def save_member(out: RunFolder, variant: Variant, holdout: np.ndarray, test: np.ndarray, report: dict,
                 members: Members) -> None:
     """Write a variant with its probabilities into the run, and record them for the decoding step."""
-    folder = variant.save(out / "variants" / variant.name)
-    np.save(folder / "holdout_probs.npy", holdout)
-    np.save(folder / "test_probs.npy", test)
-    (folder / "report.json").write_text(json.dumps(report, indent=2))
+    member = out.member(variant.name)
+    variant.save(member.path)
+    member.write(holdout, test, report)
     members.add(variant.name, holdout, test, report)
 
 
-def reuse(folder: Path, vc, prep: Prepared, members: Members) -> bool:
-    """A variant already trained in this folder on the same inputs with the same settings is kept."""
+def reuse(out: RunFolder, vc, prep: Prepared, members: Members) -> bool:
+    """A variant already trained in this run folder on the same inputs with the same settings is kept."""
+    member = out.member(vc.name)
     try:
-        saved = json.loads((folder / "variant.json").read_text())
+        saved = Variant.read_info(member.path)
         settings = json.loads(json.dumps({"train": vc.train.to_dict(), "features": vc.features.to_dict()}))
-        same = (saved.get("fingerprint") == prep.reuse_key and saved.get("train") == settings["train"]
-                and saved.get("features") == settings["features"])
+        same = (saved.get("fingerprint") == prep.reuse_key and "train" in saved and saved.get("features") ==
+                settings["features"] and TrainConfig.from_dict(saved["train"]).to_dict() == settings["train"])
         if not same:
             return False
-        members.add(vc.name, np.load(folder / "holdout_probs.npy"), np.load(folder / "test_probs.npy"),
-                    json.loads((folder / "report.json").read_text()))
-    except (OSError, ValueError):
+        members.add(vc.name, *member.read())
+    except (OSError, ValueError, TypeError):
         return False
-    say(f"reusing {vc.name}: already trained in {folder} on the same inputs")
+    say(f"reusing {vc.name}: already trained in {member.path} on the same inputs")
     return True
 
 
@@ -68,23 +67,16 @@ def member_probs(prep: Prepared, variant: Variant) -> tuple[np.ndarray, np.ndarr
     return holdout, test
 
 
-def run_json(run_dir) -> Path:
-    path = Path(run_dir) / "run.json"
-    if not path.exists():
-        raise DataError(f"{run_dir}: no run.json; is this the OUT folder of a finished `geocontext run`?")
-    return path
-
-
 def load_members(runs) -> list[tuple[Path, Variant]]:
     """Every variant of each run folder, loaded (weights_only) and checked before any training."""
     loaded = []
     for run_dir in runs:
-        run_json(run_dir)  # a finished run, not any folder
-        folders = (Path(run_dir) / "variants")
-        found = sorted(p for p in folders.iterdir() if (p / "variant.json").exists()) if folders.is_dir() else []
+        folder = RunFolder(run_dir)
+        folder.read_run_info()  # a finished run, not any folder
+        found = folder.members()
         if not found:
             raise DataError(f"{run_dir}: no variants/<name>/variant.json; nothing to bring in with --with")
-        loaded += [(Path(run_dir), Variant.load(folder)) for folder in found]
+        loaded += [(Path(run_dir), Variant.load(member.path)) for member in found]
     return loaded
 
 
@@ -95,7 +87,7 @@ def check_member_columns(loaded: list[tuple[Path, Variant]], columns) -> None:
                             f" ({len(variant.columns)} columns, DATA has {len(columns)})")
 
 
-def add_members(prep: Prepared, loaded: list[tuple[Path, Variant]], out: Path, members: Members) -> None:
+def add_members(prep: Prepared, loaded: list[tuple[Path, Variant]], out: RunFolder, members: Members) -> None:
     """Bring the variants of other run folders (e.g. imported published heads; see load_members) into
     this run as ensemble members: copied into OUT/variants/ so the run stays self-contained, scored on
     this run's hold-out. Every variant of each run is brought, not only its final choice's members."""

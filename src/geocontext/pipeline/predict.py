@@ -12,8 +12,8 @@ from ..embedding.blocks import open_features
 from ..embedding.features import align
 from ..errors import DataError
 from ..training.variant import Variant
-from .members import run_json
 from .outputs import writable_file
+from .run_folder import RunFolder
 from .stream import predict_chunks, streamed_inputs
 
 
@@ -28,10 +28,11 @@ def check_run_columns(run_dir, columns, data_dir) -> None:
 
 
 def load_run(run_dir) -> tuple[dict, dict[str, Variant], Choice]:
-    run_dir = Path(run_dir)
-    info = json.loads(run_json(run_dir).read_text())
+    """A finished run's run.json, the final choice's members (loaded) and the choice."""
+    folder = RunFolder(run_dir)
+    info = folder.read_run_info()
     choice = Choice.from_dict(info["final"], len(info["columns"]))
-    variants = {name: Variant.load(run_dir / "variants" / name) for name in choice.members}
+    variants = {name: Variant.load(folder.member(name).path) for name in choice.members}
     return info, variants, choice
 
 

@@ -1,5 +1,6 @@
 """What a run reads and decides before training: each split's inputs (features, metadata, locations),
-the seeded hold-out split, the rows to fit on, and the key that says when a saved variant still fits."""
+the seeded hold-out split (and its rows that choose epochs), the rows to fit on, and the key that says
+when a saved variant still fits."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from ..embedding.blocks import blocks_identity, check_splits_agree, feature_fold
 from ..embedding.features import FeatureSet, align
 from ..errors import DataError
 from ..hashing import content_digest
+from .honest import stop_key, stop_rows
+from .run_folder import RunFolder
 
 
 @dataclass
@@ -49,6 +52,14 @@ def missing_rows(split: str, features: FeatureSet, rows: np.ndarray, ids: np.nda
     return {"missing_images": int(missing.sum()), "missing_titles": int(features.missing_titles[rows].sum())}
 
 
+def inputs_summary(rows: int, missing: dict, locations: dict, malformed_lines: list, bad_ids: int, not_found: int,
+                   warnings: list[str]) -> dict:
+    """One split's counts as report.json keeps them (the same whether metadata was read whole or streamed)."""
+    return {"rows": rows, **missing, "locations": locations,
+            "metadata": {"malformed_lines": len(malformed_lines), "malformed_examples": list(malformed_lines[:10]),
+                         "bad_ids": bad_ids, "not_found": not_found, "warnings": list(warnings)}}
+
+
 def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str, accept_missing: bool = False) -> Inputs:
     """One split's inputs, from one FEATURES folder or the blocks of several. More than MISSING_LIMIT of
     its photos missing (image rows with NaN or Inf) stops, unless `accept_missing`."""
@@ -58,10 +69,8 @@ def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str
     for warning in meta.warnings:
         say(f"warning: {warning}")
     where = grid.locate(meta.grid_reference)
-    summary = {"rows": len(ids), **missing_rows(split, features, rows, ids, accept_missing), "locations": where.summary(),
-               "metadata": {"malformed_lines": len(meta.malformed_lines),
-                            "malformed_examples": list(meta.malformed_lines[:10]),
-                            "bad_ids": meta.bad_ids, "not_found": meta.not_found, "warnings": list(meta.warnings)}}
+    summary = inputs_summary(len(ids), missing_rows(split, features, rows, ids, accept_missing), where.summary(),
+                             meta.malformed_lines, meta.bad_ids, meta.not_found, meta.warnings)
     return Inputs(ids, features, rows, grid.normalise(where.latlon), where.irish, summary)
 
 
@@ -85,8 +94,9 @@ class Prepared:
     train: Inputs
     test: Inputs
     holdout: np.ndarray  # bool over labels.ids
+    stop: np.ndarray  # bool over labels.ids: the hold-out rows that choose epochs (pipeline.honest)
     fit_rows: np.ndarray  # bool: not hold-out, not too many tags
-    reuse_key: str  # of labels, split and features: a saved variant is reused only when it matches
+    reuse_key: str  # of labels, split, stop rows and features: a saved variant is reused only when it matches
 
     @property
     def split_key(self) -> str:
@@ -97,6 +107,11 @@ class Prepared:
     def y_holdout(self) -> np.ndarray:
         return self.labels.y[self.holdout]
 
+    @property
+    def select(self) -> np.ndarray:
+        """Bool over the hold-out rows: those that choose no epoch, where every decoding decision is made."""
+        return ~self.stop[self.holdout]
+
 
 def _say_summary(name: str, s: dict) -> None:
     say(f"{name}: {s['rows']} photos, {s['missing_images']} missing images (NaN/Inf rows),"
@@ -106,9 +121,9 @@ def _say_summary(name: str, s: dict) -> None:
         f"{s['metadata']['malformed_lines']} malformed metadata lines")
 
 
-def prepare(data_dir, features_dir, out: Path, holdout_fraction: float = 0.2, seed: int = 0,
+def prepare(data_dir, features_dir, out: str | Path, holdout_fraction: float = 0.2, seed: int = 0,
             max_tags: int = 5, accept_missing: bool = False) -> Prepared:
-    """Read and check the inputs, locate the photos, and fix (and save) the hold-out split."""
+    """Read and check the inputs, locate the photos, and fix (and save in OUT) the hold-out split."""
     labels = read_train_labels(data_dir)
     test_ids = read_test_ids(data_dir)
     train = load_inputs(data_dir, features_dir, "train", labels.ids, "train.csv", accept_missing)
@@ -117,12 +132,15 @@ def prepare(data_dir, features_dir, out: Path, holdout_fraction: float = 0.2, se
     for name, part in (("train", train), ("test", test)):
         _say_summary(name, part.summary)
     holdout = holdout_mask(labels.ids, holdout_fraction, seed)
+    stop = stop_rows(labels.ids, holdout, seed)
     fit_rows = ~holdout & (labels.y.sum(axis=1) <= max_tags)
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "split.npz", holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction)
+    folder = RunFolder(out)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    np.savez(folder.split_npz, holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction)
     key = reuse_key(labels, holdout, fit_rows, test_ids, train, test)
     if len(train.features.blocks) > 2:  # more than the two default blocks: which ones, from which encoders
         key += blocks_identity(train.features)
+    key += stop_key(labels.ids, stop)
     folders = feature_folders(features_dir)
     return Prepared(Path(data_dir), folders[0] if len(folders) == 1 else tuple(folders), labels, test_ids, train, test,
-                    holdout, fit_rows, key)
+                    holdout, stop, fit_rows, key)

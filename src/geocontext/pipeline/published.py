@@ -38,10 +38,12 @@ from ..training.heads import build_head
 from ..training.inputs import FeatureSpec, Standardizer
 from ..training.variant import Variant
 from .config import RunConfig
+from .decide import decide
 from .members import Members, member_probs, save_member
 from .outputs import writable_folder
 from .prepare import prepare
-from .run import finish
+from .results import write_results
+from .run_folder import RunFolder
 
 EMBED_DIM = 512  # CLIP ViT-B-32, the published encoder
 ENCODER = "open_clip ViT-B-32, OpenAI weights"
@@ -186,11 +188,10 @@ def load_published(path: str | Path) -> Variant:
                    hidden or 256, 0.5, info)
 
 
-def _check_out(out: Path) -> None:
-    run_json = out / "run.json"
-    if run_json.exists():
+def _check_out(out: RunFolder) -> None:
+    if out.run_json.exists():
         try:
-            source = json.loads(run_json.read_text()).get("source")
+            source = json.loads(out.run_json.read_text()).get("source")
         except (OSError, json.JSONDecodeError):
             source = None
         if source != SOURCE:
@@ -210,7 +211,7 @@ def import_heads(paths, out_dir, data_dir=None, features_dir=None, config: RunCo
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("no head files given")
-    out = Path(out_dir)
+    out = RunFolder(out_dir)
     _check_out(out)
     variants = [load_published(p) for p in paths]  # every file is checked before anything is written
     seen: dict[str, Path] = {}
@@ -218,22 +219,18 @@ def import_heads(paths, out_dir, data_dir=None, features_dir=None, config: RunCo
         if v.name in seen:
             raise DataError(f"{p}: a head named {v.name!r} is already imported from {seen[v.name]}")
         seen[v.name] = p
-    writable_folder(out)
+    writable_folder(out.path)
     _say_heads(variants)
 
     names = [v.name for v in variants]
     imported = [{"name": v.name, "file": v.info["published"]["file"], "sha256": v.info["published"]["sha256"]}
                 for v in variants]
     published = {v.name: {"published": v.info["published"]} for v in variants}
+    run_info = {"source": SOURCE, "imported": imported, "variants": names}
     if data_dir is None:
-        return _write_unscored(out, variants, imported, published)
-    report = _score_on_holdout(out, variants, published, data_dir, features_dir, config or RunConfig(), accept_missing)
-    run_info = json.loads((out / "run.json").read_text())
-    (out / "run.json").write_text(json.dumps({"source": SOURCE, "imported": imported, "variants": names, **run_info},
-                                             indent=2))
-    report["warnings"] = [CAVEAT]
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    return report
+        return _write_unscored(out, variants, run_info, published)
+    return _score_on_holdout(out, variants, run_info, published, data_dir, features_dir, config or RunConfig(),
+                             accept_missing)
 
 
 def _say_heads(variants: list[Variant]) -> None:
@@ -246,30 +243,28 @@ def _say_heads(variants: list[Variant]) -> None:
                 " from location")
 
 
-def _write_unscored(out: Path, variants: list[Variant], imported: list, published: dict) -> dict:
+def _write_unscored(out: RunFolder, variants: list[Variant], run_info: dict, published: dict) -> dict:
     """Without data: the heads' mean at the published 0.5 threshold, no hold-out scores."""
     names = [v.name for v in variants]
-    out.mkdir(parents=True, exist_ok=True)
     for v in variants:
-        v.save(out / "variants" / v.name)
+        v.save(out.member(v.name).path)
     label = names[0] if len(names) == 1 else f"mean({len(names)})"
     choice = Choice(f"{label} / 0.5", names, np.full(len(names), 1 / len(names)), ThresholdDecoder(0.5, strict=True))
-    run_info = {"source": SOURCE, "imported": imported, "variants": names, "columns": list(COLUMNS),
-                "final": choice.to_dict()}
     report = {"final": {"name": choice.name, "members": names, "decoder": "0.5"}, "variants": published,
               "holdout": None, "note": "imported without --data/--features: no hold-out scores; the final"
               " choice is the heads' mean at the published 0.5 threshold, not chosen on data"}
-    (out / "run.json").write_text(json.dumps(run_info, indent=2))
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    out.write_run_info({**run_info, "columns": list(COLUMNS), "final": choice.to_dict()})
+    out.write_report(report)
     say(f"imported {len(names)} head(s) into {out}: final {choice.name} (no hold-out scores without --data/--features)")
     return report
 
 
-def _score_on_holdout(out: Path, variants: list[Variant], published: dict, data_dir, features_dir,
-                      config: RunConfig, accept_missing: bool) -> dict:
+def _score_on_holdout(out: RunFolder, variants: list[Variant], run_info: dict, published: dict, data_dir,
+                      features_dir, config: RunConfig, accept_missing: bool) -> dict:
     """Each head scored on the seeded hold-out; the final choice made by cross-fitting as `run` does."""
     timings, start = {}, time.perf_counter()
-    prep = prepare(data_dir, features_dir, out, config.holdout_fraction, config.seed, config.max_tags, accept_missing)
+    prep = prepare(data_dir, features_dir, out.path, config.holdout_fraction, config.seed, config.max_tags,
+                   accept_missing)
     if tuple(prep.labels.columns) != COLUMNS:
         raise DataError(f"{data_dir}: train.csv's tag columns differ from the 49 the published heads predict")
     timings["load"] = time.perf_counter() - start
@@ -283,4 +278,5 @@ def _score_on_holdout(out: Path, variants: list[Variant], published: dict, data_
         timings[f"predict {v.name}"] = time.perf_counter() - t
         say(f"  {v.name}: hold-out exact match {at_half['exact_match']:.4f} at 0.5")
     config.variants = []  # nothing was trained: the imported heads are the candidates
-    return finish(prep, out, members, config, timings, start)
+    outcome = decide(prep, out, members, config, timings)
+    return write_results(out, prep, members, outcome, config, timings, start, run_info, {"warnings": [CAVEAT]})

@@ -16,7 +16,7 @@ from ..data.submission import check_probabilities
 from ..decoding.select import Choice
 from ..embedding.features import FeatureSet, align, release
 from ..training.variant import Variant
-from .prepare import Inputs, missing_rows
+from .prepare import Inputs, inputs_summary, missing_rows
 
 
 def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str, split: str = "test",
@@ -51,13 +51,10 @@ def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str
     for warning in warnings:
         say(f"warning: {warning}")
     known = ~np.isnan(location[:, 0])
-    summary = {"rows": len(ids), **missing,
-               "locations": {"rows": len(ids), "known": int(known.sum()), "irish": int(irish.sum()),
-                             "empty": counts["empty"] + not_found, "malformed": counts["malformed"],
-                             "malformed_examples": malformed_refs},
-               "metadata": {"malformed_lines": len(malformed_lines), "malformed_examples": malformed_lines[:10],
-                            "bad_ids": len(bad_ids), "not_found": not_found,
-                            "warnings": warnings}}
+    locations = {"rows": len(ids), "known": int(known.sum()), "irish": int(irish.sum()),
+                 "empty": counts["empty"] + not_found, "malformed": counts["malformed"],
+                 "malformed_examples": malformed_refs}
+    summary = inputs_summary(len(ids), missing, locations, malformed_lines, len(bad_ids), not_found, warnings)
     return Inputs(ids, features, rows, location, irish, summary)
 
 

@@ -24,14 +24,14 @@ from .prepare import Prepared
 class SpecInputs:
     priors: LocationPriors | None
     scaler: Standardizer
-    train: list[torch.Tensor]  # one per selection asked for
+    train: dict[str, torch.Tensor]  # one per named selection asked for
     test: torch.Tensor  # float32: probabilities always come from float32 inputs, as `predict` computes them
 
 
-def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray, selections: list[tuple[np.ndarray, torch.dtype]],
-                seed: int) -> SpecInputs:
+def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray,
+                selections: dict[str, tuple[np.ndarray, torch.dtype]], seed: int) -> SpecInputs:
     """Priors (out of fold on the `learn` rows) and the standardiser fitted on the training rows `learn`
-    (bool over labels), then one tensor per (row mask, dtype) of `selections` and the test tensor."""
+    (bool over labels), then one tensor per named (row mask, dtype) of `selections` and the test tensor."""
     train, test = prep.train, prep.test
     priors = prior_train = prior_test = None
     if spec.priors:
@@ -47,8 +47,8 @@ def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray, selections
 
     dim = spec.width(train.features, 0 if extra_train is None else extra_train.shape[1])
     scaler = Standardizer.fit_blocks(block[learn[s:s + len(block)]] for s, block in train_chunks())
-    built = standardised_tensors(train_chunks(), scaler, selections, dim)
+    built = standardised_tensors(train_chunks(), scaler, list(selections.values()), dim)
     (x_test,) = standardised_tensors(
         fuse_chunks(spec, test.features, test.rows, test.location, test.irish, extra=extra_test), scaler,
         [(np.ones(len(test.ids), dtype=bool), torch.float32)], dim)
-    return SpecInputs(priors, scaler, built, x_test)
+    return SpecInputs(priors, scaler, dict(zip(selections, built)), x_test)

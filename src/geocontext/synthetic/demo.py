@@ -94,10 +94,11 @@ def build_dataset(folder: str | Path, n_train: int = 800, n_test: int = 200, see
 
 def main(work: str | Path, n_train: int = 800, n_test: int = 200, seed: int = 0) -> dict:
     """Build the dataset, embed it, run the kit, score the submission like the leaderboard."""
+    from ..embedding.embed import EmbedConfig, embed
     from ..embedding.encoder import EncoderConfig
-    from ..embedding.pipeline import EmbedConfig, embed
     from ..pipeline.evaluate import evaluate
     from ..pipeline.run import run
+    from ..pipeline.run_folder import RunFolder
 
     work = Path(work)
     start = time.perf_counter()
@@ -109,11 +110,12 @@ def main(work: str | Path, n_train: int = 800, n_test: int = 200, seed: int = 0)
     shutil.rmtree(features_dir, ignore_errors=True)  # chunks of an earlier demo may be for other ids
     embed(data_dir, features_dir, config=EmbedConfig(EncoderConfig("ViT-B-32", random_weights=True, seed=seed)))
     print(f"embedding done after {time.perf_counter() - start:.0f} s", flush=True)
-    run(data_dir, features_dir, work / "run")
-    score = evaluate(work / "run" / "submission.csv.zip", data_dir / "solution.csv")
+    out = RunFolder(work / "run")
+    run(data_dir, features_dir, out.path)
+    score = evaluate(out.submission, data_dir / "solution.csv")
     print(f"local leaderboard: exact match {score['exact_match']:.4f} (public {score.get('public', float('nan')):.4f},"
           f" private {score.get('private', float('nan')):.4f}), macro F1 {score['macro_f1']:.4f}")
-    print(f"submission: {work / 'run' / 'submission.csv.zip'}")
+    print(f"submission: {out.submission}")
     print(f"report (open in a browser): {work / 'run' / 'report.html'}")
 
     from .types_demo import (

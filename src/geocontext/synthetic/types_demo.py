@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..typetags.labeller import predict_file
+from ..typetags.predict import predict_file
 from ..typetags.trainer import TypesTrainConfig
 from ..typetags.workflow import train_run
 from .types_data import write_dataset

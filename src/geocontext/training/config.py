@@ -10,7 +10,7 @@ from ..fields import number, whole
 from .heads import HEADS
 from .inputs import FeatureSpec
 
-PRECISIONS = ("auto", "bf16", "fp32")
+INPUT_DTYPES = ("auto", "bf16", "fp32")
 
 
 @dataclass
@@ -27,13 +27,13 @@ class TrainConfig:
     weight_decay: float = 1e-4
     patience: int = 4  # epochs without a better hold-out exact match before stopping
     seed: int = 0
-    precision: str = "auto"  # bf16 | fp32 | auto (bf16 where the CPU multiplies bf16 natively)
+    input_dtype: str = "auto"  # how the inputs are held: bf16 | fp32 | auto (bf16 where the CPU multiplies bf16 natively)
 
     def __post_init__(self):
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}: train.head must be one of {HEADS}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.input_dtype not in INPUT_DTYPES:
+            raise ValueError(f"train.input_dtype must be one of {INPUT_DTYPES}, got {self.input_dtype!r}")
         for name in ("epochs", "batch_size", "min_steps_per_epoch", "hidden"):
             whole(f"train.{name}", getattr(self, name), 1)
         whole("train.patience", self.patience, 0)
@@ -44,8 +44,19 @@ class TrainConfig:
         number("train.mixup_alpha", self.mixup_alpha, 0)
         number("train.label_smoothing", self.label_smoothing, 0, 1, high_open=True)
 
+    RENAMED = {"precision": "input_dtype"}  # old spellings still read (configs, saved variant.json)
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**renamed(d, cls.RENAMED))
+
+
+def renamed(d: dict, names: dict[str, str]) -> dict:
+    """`d` with its keys under their current names."""
+    return {names.get(k, k): v for k, v in d.items()}
 
 
 @dataclass

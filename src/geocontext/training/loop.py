@@ -16,7 +16,7 @@ from torch import nn
 from ..competition import ensure_one_tag
 from ..console import progress
 from ..hardware import cpu_has_native_bf16
-from .config import PRECISIONS, TrainConfig
+from .config import INPUT_DTYPES, TrainConfig
 from .heads import build_head
 
 
@@ -99,11 +99,11 @@ def train_epochs(model: nn.Module, n_rows: int, config, batch_loss, evaluate, de
     return result
 
 
-def storage_dtype(precision: str) -> torch.dtype:
+def storage_dtype(input_dtype: str) -> torch.dtype:
     """bf16 halves memory and runs the products on the CPU's bf16 units; weights stay float32."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    use_bf16 = precision == "bf16" or (precision == "auto" and cpu_has_native_bf16())
+    if input_dtype not in INPUT_DTYPES:
+        raise ValueError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
+    use_bf16 = input_dtype == "bf16" or (input_dtype == "auto" and cpu_has_native_bf16())
     return torch.bfloat16 if use_bf16 else torch.float32
 
 

@@ -18,6 +18,9 @@ from .heads import build_head, predict_proba
 from .inputs import FeatureSpec, Standardizer, fuse, located, location_columns
 from .location import FOURIER_DIM, LocationPriors
 
+MODEL_FILE = "model.pt"  # tensors only: head, standardiser, location priors
+SPEC_FILE = "variant.json"  # how the input is fused, the head's shape, what the run recorded
+
 
 def load_tensors(path: Path) -> dict:
     """A checkpoint of tensors only, loaded with weights_only=True. Anything else (a pickle that would run
@@ -103,21 +106,27 @@ class Variant:
         state = {"head": self.head.state_dict(), "scaler": self.scaler.state()}
         if self.priors is not None:
             state["priors"] = self.priors.state()
-        torch.save(state, folder / "model.pt")
+        torch.save(state, folder / MODEL_FILE)
         spec = {"name": self.name, "features": self.features.to_dict(), "head": self.head_kind,
                 "hidden": self.hidden, "dropout": self.dropout, "in_dim": self.in_dim,
                 "columns": list(self.columns), **self.info}
-        (folder / "variant.json").write_text(json.dumps(spec, indent=2))
+        (folder / SPEC_FILE).write_text(json.dumps(spec, indent=2))
         return folder
+
+    @staticmethod
+    def read_info(folder: str | Path) -> dict:
+        """variant.json of a saved variant, without loading its weights."""
+        folder = Path(folder)
+        try:
+            return json.loads((folder / SPEC_FILE).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{folder}: not a readable variant folder ({exc})") from exc
 
     @classmethod
     def load(cls, folder: str | Path) -> "Variant":
         folder = Path(folder)
-        try:
-            spec = json.loads((folder / "variant.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"{folder}: not a readable variant folder ({exc})") from exc
-        state = load_tensors(folder / "model.pt")
+        spec = cls.read_info(folder)
+        state = load_tensors(folder / MODEL_FILE)
         head = build_head(spec["head"], spec["in_dim"], len(spec["columns"]), spec["hidden"], spec["dropout"])
         head.load_state_dict(state["head"])
         head.eval()
@@ -125,7 +134,7 @@ class Variant:
                 if k not in ("name", "features", "head", "hidden", "dropout", "in_dim", "columns")}
         features = FeatureSpec.from_dict(spec["features"])
         if features.priors and "priors" not in state:
-            raise DataError(f"{folder / 'model.pt'}: the variant uses location priors but its checkpoint has none")
+            raise DataError(f"{folder / MODEL_FILE}: the variant uses location priors but its checkpoint has none")
         priors = LocationPriors.from_state(state["priors"]) if features.priors else None
         return cls(spec["name"], features, spec["head"], head, Standardizer.from_state(state["scaler"]),
                    tuple(spec["columns"]), spec["hidden"], spec["dropout"], info, priors)

@@ -26,7 +26,7 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from .labeller import predict_file
+    from .predict import predict_file
 
     result = predict_file(args.model, args.data, args.out, None if args.tuned else args.threshold)
     print(result["read_summary"])

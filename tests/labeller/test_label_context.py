@@ -8,8 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_embed import TINY
-from test_run import small_config
+from conftest import TINY, small_config
 
 from geocontext.cli import main
 from geocontext.competition import ID

@@ -5,15 +5,14 @@ calibration of the final probabilities, tag-set sizes, and a gallery of hold-out
 `run` writes it at the end; `geocontext report --run OUT [--data DATA]` rebuilds it from the saved run."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..console import say
-from ..data.readers import read_tag_names
-from ..decoding.decoders import ThresholdDecoder
-from ..decoding.metrics import exact_match
+from ...console import say
+from ...data.readers import read_tag_names
+from ...decoding.decoders import ThresholdDecoder
+from ...decoding.metrics import exact_match
 from . import plots
 from .diagnostics import (
     Holdout,
@@ -24,6 +23,7 @@ from .diagnostics import (
     set_sizes,
 )
 from .gallery import gallery, has_photos
+from ..run_folder import RunFolder
 from .html_page import bar, esc, img, page, table, write_page
 
 
@@ -124,11 +124,12 @@ def _header(run_dir: Path, report: dict, h: Holdout, data_dir) -> list[str]:
 def build_html(run_dir, data_dir=None, per_kind: int = 8) -> str:
     """The report page of a finished run; `data_dir` (default: the run's own DATA, when it still exists)
     supplies tag names, titles and photos."""
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
+    run_dir = folder.path
     if per_kind < 0:
         raise ValueError(f"photos per tag and kind must be 0 or more, got {per_kind}")
     h = load_holdout(run_dir)
-    report = json.loads((run_dir / "report.json").read_text())
+    report = folder.read_report()
     if data_dir is None and h.info.get("data") and Path(h.info["data"]).is_dir():
         data_dir = Path(h.info["data"])
     # A run folder holds no tags-top.csv: without DATA the kit's own tag names are used.
@@ -137,7 +138,7 @@ def build_html(run_dir, data_dir=None, per_kind: int = 8) -> str:
     stats = per_tag(h.y, h.predicted)
     photos = has_photos(data_dir)
     if photos:
-        shown = gallery(h, Path(data_dir), run_dir / "thumbs", names, stats["f1"], per_kind)
+        shown = gallery(h, Path(data_dir), folder.thumbs, names, stats["f1"], per_kind)
     else:
         where = f"{data_dir} has no train_images/ folder" if data_dir else "no DATA folder given (--data)"
         shown = f'<p class="note">No gallery: {esc(where)}.</p>'
@@ -151,6 +152,6 @@ def build_html(run_dir, data_dir=None, per_kind: int = 8) -> str:
 
 
 def write_html_report(run_dir, data_dir=None, per_kind: int = 8) -> Path:
-    path = write_page(Path(run_dir) / "report.html", build_html(run_dir, data_dir, per_kind))
+    path = write_page(RunFolder(run_dir).report_html, build_html(run_dir, data_dir, per_kind))
     say(f"report: {path}")
     return path

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_run import small_config
+from conftest import small_config
 
 from geocontext.embedding.features import load_features
 from geocontext.pipeline.predict import load_run

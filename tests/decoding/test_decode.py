@@ -2,11 +2,8 @@ import numpy as np
 import pytest
 
 from geocontext.competition import ensure_one_tag
-from geocontext.decoding.decoders import (
-    LabelSetDecoder,
-    ThresholdDecoder,
-    decoder_from_dict,
-)
+from geocontext.decoding.decoders import LabelSetDecoder, ThresholdDecoder
+from geocontext.decoding.methods import decoder_from_dict
 
 
 def random_probs(n=300, t=8, seed=0):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, TINY
 
 from geocontext.cli import main
 from geocontext.competition import image_path
@@ -26,12 +27,11 @@ from geocontext.embedding.encoder import (
 )
 from geocontext.embedding.features import load_features
 from geocontext.embedding.photos import batches_within
-from geocontext.embedding.pipeline import EmbedConfig, embed, merge
+from geocontext.embedding.embed import EmbedConfig, embed
+from geocontext.embedding.merge import merge
 from geocontext.errors import DataError
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-TINY = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+SRC = REPO / "src"
 LONG_TITLE = "Stone wall beside the old drove road above the valley " * 12  # far past 77 tokens
 
 

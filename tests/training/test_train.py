@@ -18,9 +18,9 @@ def separable(n=3000, d=16, t=5, seed=0):
 
 
 @pytest.mark.parametrize("config", [
-    TrainConfig(head="linear", epochs=15, lr=1e-2, precision="fp32"),
-    TrainConfig(head="mlp", epochs=15, lr=3e-3, precision="fp32"),
-    TrainConfig(head="mlp", epochs=15, lr=3e-3, mixup_alpha=0.4, precision="fp32"),
+    TrainConfig(head="linear", epochs=15, lr=1e-2, input_dtype="fp32"),
+    TrainConfig(head="mlp", epochs=15, lr=3e-3, input_dtype="fp32"),
+    TrainConfig(head="mlp", epochs=15, lr=3e-3, mixup_alpha=0.4, input_dtype="fp32"),
 ])
 def test_heads_learn_and_keep_their_best_epoch(config):
     x, y = separable()
@@ -37,14 +37,14 @@ def test_early_stopping_stops_when_the_holdout_stops_improving():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(600, 64, generator=gen)  # noise: a wide MLP can only memorise, the hold-out gets worse
     y = (torch.rand(600, 5, generator=gen) < 0.3).float()
-    config = TrainConfig(head="mlp", epochs=60, patience=3, lr=1e-2, dropout=0.0, precision="fp32")
+    config = TrainConfig(head="mlp", epochs=60, patience=3, lr=1e-2, dropout=0.0, input_dtype="fp32")
     result = fit(x[:300], y[:300], x[300:], y[300:], config)
     assert len(result.history) == result.best_epoch + 1 + config.patience < 60
 
 
 def test_same_seed_same_model_and_bf16_storage_learns():
     x, y = separable()
-    config = TrainConfig(head="mlp", epochs=3, seed=7, precision="fp32")
+    config = TrainConfig(head="mlp", epochs=3, seed=7, input_dtype="fp32")
     a = fit(x[:2400], y[:2400], x[2400:], y[2400:], config)
     b = fit(x[:2400], y[:2400], x[2400:], y[2400:], config)
     for pa, pb in zip(a.head.parameters(), b.head.parameters()):
@@ -84,7 +84,7 @@ def test_the_returned_head_is_the_best_epoch_not_the_last():
     gen = torch.Generator().manual_seed(1)
     y = (torch.rand(800, 5, generator=gen) < 0.3).float()
     x = 0.4 * y @ torch.randn(5, 64, generator=gen) + torch.randn(800, 64, generator=gen)
-    config = TrainConfig(head="mlp", hidden=256, epochs=14, patience=14, lr=1e-2, dropout=0.0, precision="fp32")
+    config = TrainConfig(head="mlp", hidden=256, epochs=14, patience=14, lr=1e-2, dropout=0.0, input_dtype="fp32")
     result = fit(x[:400], y[:400], x[400:], y[400:], config)
     best, last = result.history[result.best_epoch], result.history[-1]
     assert result.best_epoch < len(result.history) - 1 and last["holdout_loss"] > best["holdout_loss"] + 0.01
@@ -96,7 +96,7 @@ def test_mixup_softens_the_heads_confidence():
     """MixUp trains on blended rows with blended targets, so on separable data the head stays less sure of
     its training rows than the same head, seed and data without it; both still learn."""
     x, y = separable()
-    plain = TrainConfig(head="mlp", epochs=10, lr=3e-3, dropout=0.0, patience=10, precision="fp32")
+    plain = TrainConfig(head="mlp", epochs=10, lr=3e-3, dropout=0.0, patience=10, input_dtype="fp32")
     mixed = TrainConfig(**{**plain.to_dict(), "mixup_alpha": 0.4})
     confidence = {}
     for name, config in (("plain", plain), ("mixup", mixed)):
@@ -115,7 +115,7 @@ def test_label_smoothing_keeps_probabilities_off_0_and_1():
     y = torch.stack([(x[:, 0] > 0), (x[:, 1] > 0)], dim=1).float()
     peak = {}
     for s in (0.0, 0.2):
-        config = TrainConfig(head="linear", epochs=40, lr=5e-2, label_smoothing=s, precision="fp32")
+        config = TrainConfig(head="linear", epochs=40, lr=5e-2, label_smoothing=s, input_dtype="fp32")
         head = fit(x, y, None, None, config, epochs=40).head
         p = torch.sigmoid(head(x))
         peak[s] = float(p[y.bool()].median())

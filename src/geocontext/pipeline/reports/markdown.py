@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..decoding.decoders import LabelSetDecoder, ThresholdDecoder
-from ..decoding.metrics import per_tag_f1
+from ...decoding.decoders import LabelSetDecoder, ThresholdDecoder
+from ...decoding.metrics import per_tag_f1
+from ..run_folder import RunFolder
 
 
 def plot_per_tag_f1(path: Path, f1: np.ndarray, names: list[str], prevalence: np.ndarray, title: str) -> Path:
@@ -52,12 +53,11 @@ def decoder_table(decoder, columns: list[str], names: dict[str, str], f1: np.nda
     return ""
 
 
-def write_report(out: Path, report: dict, choice, y_holdout: np.ndarray, predicted: np.ndarray,
+def write_report(out: RunFolder, report: dict, choice, y_holdout: np.ndarray, predicted: np.ndarray,
                  columns: list[str], names: dict[str, str]) -> Path:
     """report.md (linked PNG chart, tables) in the run folder."""
-    out = Path(out)
     f1 = per_tag_f1(y_holdout, predicted)
-    plot_per_tag_f1(out / "per_tag_f1.png", f1, [names.get(c, c) for c in columns], y_holdout.mean(axis=0),
+    plot_per_tag_f1(out.per_tag_f1_png, f1, [names.get(c, c) for c in columns], y_holdout.mean(axis=0),
                     f"Per-tag F1 of {choice.name}")
     final = report["final"]
     candidates = sorted(report["candidates"].items(), key=lambda kv: -kv[1]["exact_match"])
@@ -78,7 +78,7 @@ def write_report(out: Path, report: dict, choice, y_holdout: np.ndarray, predict
                 for k, v in candidates]),
         "", "## Variants", "",
         _table(["variant", "exact match @0.5", "macro F1 @0.5", "best epoch", "train s"], variants),
-        "", "## Per-tag F1", "", "![per-tag F1](per_tag_f1.png)", "",
+        "", "## Per-tag F1", "", f"![per-tag F1]({out.per_tag_f1_png.name})", "",
         "## Decoder settings", "", decoder_table(choice.decoder, columns, names, f1), "",
         "## Inputs", "",
         _table(["split", "photos", "missing images", "missing titles", "unknown locations", "malformed metadata lines"],
@@ -88,6 +88,5 @@ def write_report(out: Path, report: dict, choice, y_holdout: np.ndarray, predict
             f"{report['rows']['dropped_many_tags']} dropped for having too many tags.", "",
         "## Timings (s)", "", _table(["step", "seconds"], [[k, v] for k, v in report["timings_s"].items()]), "",
     ]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    out.report_md.write_text("\n".join(lines))
+    return out.report_md

@@ -13,7 +13,7 @@ from geocontext.synthetic.types_data import write_dataset
 from geocontext.typetags.checkpoint import load_checkpoint, thresholds_of
 from geocontext.typetags.classifier import type_probabilities as predict_proba
 from geocontext.typetags.distance import distance_index
-from geocontext.typetags.labeller import labeller_records
+from geocontext.typetags.predict import labeller_records
 from geocontext.typetags.labels import CLASSES
 from geocontext.typetags.reader import read_types
 from geocontext.typetags.trainer import TypesTrainConfig

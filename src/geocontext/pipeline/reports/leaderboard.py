@@ -1,20 +1,14 @@
 """The local leaderboard: every candidate of every run folder, ranked by honest hold-out exact match."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from ..errors import DataError
+from ..run_folder import RunFolder
 
 
 def collect(runs) -> list[dict]:
     """One row per (run, candidate) from each run's report.json; the run's final choice is marked."""
     rows = []
     for run in runs:
-        path = Path(run) / "report.json"
-        if not path.exists():
-            raise DataError(f"{run}: no report.json (not a finished run, or a head import made without --data/--features)")
-        report = json.loads(path.read_text())
+        report = RunFolder(run).read_report()
         seconds = report.get("timings_s", {}).get("total")
         for name, cand in report.get("candidates", {}).items():
             members = cand.get("members", [name])

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, small_config
 
 from geocontext.cli import main
 from geocontext.data.readers import read_labels
@@ -19,14 +19,7 @@ from geocontext.pipeline.predict import load_run, predict
 from geocontext.pipeline.prepare import load_inputs
 from geocontext.pipeline.run import run
 from geocontext.training.config import TrainConfig, VariantConfig
-from geocontext.training.inputs import FeatureSpec, fuse
-
-
-def small_config() -> RunConfig:
-    return RunConfig(
-        variants=[VariantConfig("linear", train=TrainConfig(head="linear", epochs=8, lr=5e-2)),
-                  VariantConfig("mlp-img-loc", FeatureSpec(("image", "location")), TrainConfig(head="mlp", epochs=8, lr=1e-2))],
-        decode=DecodeConfig(global_trials=8, per_tag_trials=6, label_sets=200))
+from geocontext.training.inputs import fuse
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +172,7 @@ def test_with_adds_another_runs_variants_as_members(finished, demo_data, demo_fe
 
 
 def test_leaderboard_ranks_candidates(finished, capsys):
-    from geocontext.pipeline.leaderboard import collect
+    from geocontext.pipeline.reports.leaderboard import collect
 
     out, report = finished
     rows = collect([out])

@@ -12,8 +12,8 @@ from geocontext.competition import BY_COLUMN, image_path
 from geocontext.data.readers import read_metadata
 from geocontext.decoding.select import DecodeConfig
 from geocontext.pipeline.config import RunConfig
-from geocontext.pipeline.diagnostics import confusion, per_tag, reliability, set_sizes
-from geocontext.pipeline.gallery import thumbnail
+from geocontext.pipeline.reports.diagnostics import confusion, per_tag, reliability, set_sizes
+from geocontext.pipeline.reports.gallery import thumbnail
 from geocontext.pipeline.run import run
 from geocontext.training.config import TrainConfig, VariantConfig
 

@@ -345,7 +345,7 @@ def test_no_metadata_is_a_warning(clean, tmp_path, capsys):
 
 
 def test_photos_in_extra_images_are_found(clean, tmp_path, capsys):
-    from geocontext.embedding.pipeline import photos_on_disk
+    from geocontext.embedding.embed import photos_on_disk
 
     data, _ = copy_inputs(clean, tmp_path)
     photos = own_photos(data, "train")

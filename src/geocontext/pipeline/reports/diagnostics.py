@@ -6,25 +6,22 @@ decoded by settings tuned on the other half); the final probabilities are recomp
 saved hold-out probabilities and run.json's weights, so `geocontext report` needs no retraining."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..decoding.metrics import per_tag_f1
-from ..decoding.select import Choice
-from ..errors import DataError
-from .members import run_json
-
-HOLDOUT = "holdout.npz"
+from ...decoding.metrics import per_tag_f1
+from ...decoding.select import Choice
+from ...errors import DataError
+from ..run_folder import RunFolder
 
 
-def save_holdout(out: Path, ids: np.ndarray, y: np.ndarray, predicted: np.ndarray, choice_name: str,
+def save_holdout(out: RunFolder, ids: np.ndarray, y: np.ndarray, predicted: np.ndarray, choice_name: str,
                  rows: np.ndarray | None = None) -> Path:
     """What the report needs beyond report.json: which photos, their labels, the tags the final choice gave;
     `rows`: their positions among the hold-out rows of the members' probabilities (default: all of them)."""
-    path = Path(out) / HOLDOUT
+    path = out.holdout_npz
     rows = np.arange(len(ids)) if rows is None else rows
     np.savez_compressed(path, ids=np.asarray(ids, dtype=np.int64), y=np.asarray(y, dtype=np.uint8),
                         predicted=np.asarray(predicted, dtype=np.uint8), choice=np.array(choice_name),
@@ -47,9 +44,9 @@ class Holdout:
 
 def load_tags(run_dir) -> dict[str, np.ndarray]:
     """OUT/holdout.npz: ids, y, predicted (cross-fitted) and the name of the choice that made them."""
-    path = Path(run_dir) / HOLDOUT
+    path = RunFolder(run_dir).holdout_npz
     if not path.exists():
-        raise DataError(f"{run_dir}: no {HOLDOUT} (written by `run` since the HTML report came in, and only when the"
+        raise DataError(f"{run_dir}: no {path.name} (written by `run` since the HTML report came in, and only when the"
                         " run had a hold-out); run `geocontext run` again with the same --out: finished variants are"
                         " reused, only the decoding is redone")
     with np.load(path) as saved:
@@ -59,16 +56,16 @@ def load_tags(run_dir) -> dict[str, np.ndarray]:
 
 
 def load_holdout(run_dir) -> Holdout:
-    run_dir = Path(run_dir)
-    info = json.loads(run_json(run_dir).read_text())
+    folder = RunFolder(run_dir)
+    info = folder.read_run_info()
     saved = load_tags(run_dir)
-    path = run_dir / HOLDOUT
+    path = folder.holdout_npz
     choice = Choice.from_dict(info["final"], len(info["columns"]))
     if str(saved["choice"]) != choice.name:
         raise DataError(f"{path}: made for {saved['choice']}, but run.json's final choice is {choice.name}")
     probs = []
     for m in choice.members:
-        member = run_dir / "variants" / m / "holdout_probs.npy"
+        member = folder.member(m).holdout_probs
         if not member.exists():
             raise DataError(f"{member}: missing; the final choice needs member {m!r}'s hold-out probabilities")
         probs.append(np.load(member))

@@ -2,25 +2,26 @@
 scores, per-tag F1 of each final choice, every candidate ranked, and links to each run's report.html."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ..competition import BY_COLUMN
-from ..data.readers import read_tag_names
-from ..errors import DataError
-from ..hashing import content_digest
+from ...competition import BY_COLUMN
+from ...data.readers import read_tag_names
+from ...errors import DataError
+from ...hashing import content_digest
+from ..run_folder import RunFolder
 from .diagnostics import load_tags, per_tag
 from .html_page import esc, page, table, write_page
 
 
 def _run_facts(run: Path) -> dict:
-    report = json.loads((run / "report.json").read_text())
+    folder = RunFolder(run)
+    report = folder.read_report()
     if "candidates" not in report:
         raise DataError(f"{run}: report.json has no hold-out scores (a head import made without --data/--features)")
-    info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    info = folder.read_run_info() if folder.run_json.exists() else {}
     facts = {"run": run, "report": report, "columns": info.get("columns"), "data": info.get("data"),
              "f1": None, "holdout": None}
     try:
@@ -34,7 +35,7 @@ def _run_facts(run: Path) -> dict:
 
 def _side_by_side(facts: list[dict], out_dir: Path) -> str:
     def link(f):
-        page_path = f["run"] / "report.html"
+        page_path = RunFolder(f["run"]).report_html
         if not page_path.exists():
             return "–"
         return f'<a href="{esc(Path(os.path.relpath(page_path.resolve(), out_dir)).as_posix())}">report.html</a>'

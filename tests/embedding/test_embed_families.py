@@ -20,7 +20,7 @@ from geocontext.competition import image_path
 from geocontext.data.readers import read_ids
 from geocontext.embedding.encoder import EncoderConfig, WeightsError, load_encoder
 from geocontext.embedding.features import load_features
-from geocontext.embedding.pipeline import EmbedConfig, embed
+from geocontext.embedding.embed import EmbedConfig, embed
 from geocontext.embedding.text import SentenceEncoder
 
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 from conftest import REPO
 
+from geocontext import cli
 from geocontext.cli import main, verbs
 from geocontext.data.readers import read_labels, read_test_ids
 from geocontext.data.submission import read_submission, validate
@@ -145,6 +146,7 @@ def test_rendered_script_carries_the_whole_core(rendered):
     vendored = ast.literal_eval(core)
     assert list(vendored.items()) == core_files(package_dir())  # every file, byte for byte, in order
     assert "geocontext/kaggle/runtime.py" in vendored and "geocontext/pipeline/run.py" in vendored
+    assert not [rel for rel in vendored if rel.startswith("geocontext/bench/")]  # benchmarks stay in the checkout
     assert ast.get_docstring(tree).startswith('Kaggle kernel "geocontext train"')  # --help still reads it
     assert script.startswith("#!/usr/bin/env python3\n")
 
@@ -482,6 +484,6 @@ def test_working_folder_defaults(tmp_path, monkeypatch):
 
 def test_a_missing_verb_is_reported_before_any_work():
     with pytest.raises(runtime.KernelError, match="no `no-such-verb` verb"):
-        runtime.check_verb("no-such-verb")
-    runtime.check_verb("run")
+        cli.check_verb("no-such-verb")
+    cli.check_verb("run")
     assert np.isin(["run", "kernels", "submit", "dataset"], verbs()).all()

@@ -1,7 +1,7 @@
 """Photos/s of one `label context` worker: ViT-B-32 (random weights: the same arithmetic as real ones)
 against the loopback queue stand-in serving 640x480 JPEGs, with a run's default variants.
 
-    python -m geocontext.bench.labeller [--cache bench-cache] [--photos 500] [--limit 250]
+    python -m geocontext.bench.label_worker [--cache bench-cache] [--photos 500] [--limit 250]
 
 Everything a real worker does is timed: the queue round trips, concurrent photo downloads, JPEG
 decoding and preprocessing, image and title embedding, the run's variants and decoder, the posts."""
@@ -42,7 +42,7 @@ def photos(folder: Path, n: int, seed: int = 0) -> list[dict]:
 def measure(cache: Path, n: int = 500, limit: int = 250, model: str = "ViT-B-32", precision: str = "auto",
             n_train: int = 20_000) -> dict:
     from ..embedding.encoder import EncoderConfig, load_encoder
-    from ..embedding.pipeline import EmbedConfig
+    from ..embedding.embed import EmbedConfig
     from ..labeller.context import ContextWorker
     from ..labeller.queue import QueueClient, RetryPolicy
     from ..labeller.standin import QueueStandIn
@@ -78,13 +78,13 @@ def section(r: dict) -> list[str]:
             f"`geocontext label context` against the loopback queue stand-in: {r['photos']} photos (640x480 JPEG) in"
             f" batches of {r['limit']}, {r['encoder']} in {r['precision']} on {r['device']} (model batch {r['batch_size']}),"
             " the run's default variants; downloads, decoding, embedding, the variants and the posts all included."
-            " Command: `python -m geocontext.bench.labeller` (part of `make bench`).", "",
+            " Command: `python -m geocontext.bench.label_worker` (part of `make bench`).", "",
             f"**{r['photos_per_s']:.1f} photos/s** ({r['wall_s']:.1f} s for {r['photos']} photos after a warm-up batch).", "",
             "Per batch:", "", *[f"    {l}" for l in r["batch_lines"]], ""]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m geocontext.bench.labeller", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m geocontext.bench.label_worker", description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=Path("bench-cache"))
     parser.add_argument("--photos", type=int, default=500)
     parser.add_argument("--limit", type=int, default=250)

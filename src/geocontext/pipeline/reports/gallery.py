@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..competition import image_path
-from ..console import progress
-from ..data.readers import read_metadata
+from ...competition import image_path
+from ...console import progress
+from ...data.readers import read_metadata
 from .diagnostics import Holdout
 from .html_page import data_uri, esc
 

@@ -1,0 +1,110 @@
+"""The run folder (OUT of `run`, or of `heads import`): every file's name, in one place.
+
+OUT/
+  run.json                  configuration, tag columns, the final choice (members, weights, decoder)
+  report.json               hold-out scores per variant and for the final choice, counts, timings
+  report.md, per_tag_f1.png the final choice's per-tag figures and decoder (reports.markdown)
+  report.html, holdout.npz  where it fails, with photos (reports.html_report; `geocontext report` rebuilds it)
+  thumbs/                   the report's cached photo thumbnails
+  split.npz                 hold-out ids (the same for every variant of the run)
+  optuna.db                 the final decoder's Optuna studies (SQLite)
+  variants/<name>/          a member: model.pt + variant.json (training.variant), holdout_probs.npy,
+                            test_probs.npy, report.json
+  submission.csv.zip
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..training.variant import SPEC_FILE
+
+
+def _write_json(path: Path, value) -> Path:
+    path.write_text(json.dumps(value, indent=2))
+    return path
+
+
+@dataclass(frozen=True)
+class MemberFolder:
+    """OUT/variants/<name>/: the saved variant (training.variant) and what the run made of it."""
+
+    path: Path
+
+    @property
+    def holdout_probs(self) -> Path:
+        return self.path / "holdout_probs.npy"
+
+    @property
+    def test_probs(self) -> Path:
+        return self.path / "test_probs.npy"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.json"
+
+    def is_variant(self) -> bool:
+        return (self.path / SPEC_FILE).is_file()
+
+    def write(self, holdout: np.ndarray, test: np.ndarray, report: dict) -> None:
+        np.save(self.holdout_probs, holdout)
+        np.save(self.test_probs, test)
+        _write_json(self.report, report)
+
+    def read(self) -> tuple[np.ndarray, np.ndarray, dict]:
+        return np.load(self.holdout_probs), np.load(self.test_probs), json.loads(self.report.read_text())
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    run_json = property(lambda self: self.path / "run.json")
+    report_json = property(lambda self: self.path / "report.json")
+    report_md = property(lambda self: self.path / "report.md")
+    per_tag_f1_png = property(lambda self: self.path / "per_tag_f1.png")
+    report_html = property(lambda self: self.path / "report.html")
+    holdout_npz = property(lambda self: self.path / "holdout.npz")
+    thumbs = property(lambda self: self.path / "thumbs")
+    split_npz = property(lambda self: self.path / "split.npz")
+    optuna_db = property(lambda self: self.path / "optuna.db")
+    submission = property(lambda self: self.path / "submission.csv.zip")
+    variants = property(lambda self: self.path / "variants")
+
+    @property
+    def optuna_storage(self) -> str:
+        """The Optuna storage URL of optuna.db."""
+        return f"sqlite:///{self.optuna_db.resolve()}"
+
+    def member(self, name: str) -> MemberFolder:
+        return MemberFolder(self.variants / name)
+
+    def members(self) -> list[MemberFolder]:
+        """Every saved variant, by name."""
+        found = sorted(self.variants.iterdir()) if self.variants.is_dir() else []
+        return [m for m in map(MemberFolder, found) if m.is_variant()]
+
+    def write_run_info(self, info: dict) -> Path:
+        return _write_json(self.run_json, info)
+
+    def write_report(self, report: dict) -> Path:
+        return _write_json(self.report_json, report)
+
+    def read_run_info(self) -> dict:
+        """run.json of a finished run (or head import); a folder without one is refused, naming it."""
+        if not self.run_json.exists():
+            raise DataError(f"{self.path}: no run.json; is this the OUT folder of a finished `geocontext run`?")
+        return json.loads(self.run_json.read_text())
+
+    def read_report(self) -> dict:
+        if not self.report_json.exists():
+            raise DataError(f"{self.path}: no report.json (not a finished run, or a head import made without"
+                            " --data/--features)")
+        return json.loads(self.report_json.read_text())
