@@ -12,7 +12,7 @@ from labeller_fixtures import by_id, context_setup  # noqa: F401  (a fixture)
 from geocontext.cli import main
 from geocontext.labeller.photos import PhotoHosts, host_entry, public
 from geocontext.labeller.queue import QueueClient, RetryPolicy
-from geocontext.labeller.standin import QueueStandIn, Script
+from geocontext.labeller.standin import HUGE, QueueStandIn, Script
 
 
 def good_paths(demo_data, n: int) -> list[str]:
@@ -21,6 +21,11 @@ def good_paths(demo_data, n: int) -> list[str]:
 
 def rows(paths, first: int) -> list[dict]:
     return [{"gridimage_id": first + k, "title": f"photo {k}", "fullpath": p} for k, p in enumerate(paths)]
+
+
+def localhost(queue) -> str:
+    """The stand-in's photo prefix under another name for the same loopback host."""
+    return f"http://localhost:{queue.server.server_address[1]}/photos/"
 
 
 def label_context(queue, setup, *extra) -> int:
@@ -35,14 +40,14 @@ def test_bad_photos_fail_alone_with_their_reason_and_the_rest_is_labelled(contex
     bad = [*faults, "missing.jpg"]
     first = rows([good[0], *bad, good[1]], 100)
     with QueueStandIn(photo_faults=faults, photos=demo) as queue:
-        faults["to-localhost.jpg"] = f"redirect:http://localhost:{queue.server.server_address[1]}/photos/{good[2]}"
+        faults["to-localhost.jpg"] = f"redirect:{localhost(queue)}{good[2]}"
         bad.append("to-localhost.jpg")
         first.insert(2, {"gridimage_id": 99, "title": "redirected", "fullpath": "to-localhost.jpg"})
         photos = f"{queue.base}/photos/"
         queue.replies.extend([{"rows": first, "prefix": photos},
                               {"rows": rows([good[2]], 200), "prefix": "file:///"},  # InvalidSchema before
                               {"rows": rows([good[2]], 300), "prefix": ""},  # MissingSchema before
-                              {"rows": rows([good[2]], 400), "prefix": f"http://localhost:{queue.server.server_address[1]}/photos/"}])
+                              {"rows": rows([good[2]], 400), "prefix": localhost(queue)}])
         code = label_context(queue, setup, "--loops", "4", "--fetchers", "4", "--photo-deadline", "1",
                              "--photo-max-mb", "0.25")
     out = capsys.readouterr().out
@@ -54,9 +59,10 @@ def test_bad_photos_fail_alone_with_their_reason_and_the_rest_is_labelled(contex
     for image_id, records in labels.items():
         assert (records == [{"image_id": image_id, "label": "Failed", "score": -1}]) == (image_id not in goods)
     lines = dict(re.findall(r"photo (\d+) failed: (.*)", out))  # one line per failed photo, with its reason
-    reasons = {"loop.jpg": "more than 5 redirects", "cut.jpg": "(after 3 attempts)", "trickle.jpg": "no complete reply within 1 s",
-               "huge.jpg": "over the cap", "endless.jpg": "over the cap", "to-file.jpg": "not an http(s) URL",
-               "missing.jpg": "HTTP 404", "to-localhost.jpg": "not the endpoint's host"}
+    reasons = {"loop.jpg": "more than 5 redirects", "cut.jpg": "(after 3 attempts)",
+               "trickle.jpg": "no complete reply within 1 s", "huge.jpg": f"body of {HUGE} bytes, over the cap",
+               "endless.jpg": "body over the cap", "to-file.jpg": "not an http(s) URL", "missing.jpg": "HTTP 404",
+               "to-localhost.jpg": "not the endpoint's host"}
     assert {int(i) for i in lines} == set(labels) - goods
     for row in first:
         if row["fullpath"] in reasons:
@@ -71,7 +77,7 @@ def test_a_listed_photo_host_is_fetched(context_setup):
     setup, demo = context_setup
     good = good_paths(demo, 1)
     with QueueStandIn(photos=demo) as queue:
-        queue.replies.append({"rows": rows(good, 500), "prefix": f"http://localhost:{queue.server.server_address[1]}/photos/"})
+        queue.replies.append({"rows": rows(good, 500), "prefix": localhost(queue)})
         assert label_context(queue, setup, "--loops", "1", "--allow-photo-host", "localhost") == 0
     assert by_id(queue.posts)[500][0]["label"] != "Failed"
 
@@ -88,14 +94,14 @@ def test_private_addresses_are_refused_unless_the_endpoint_is_on_one(demo_data):
         # a public endpoint (its name resolves to a public address) that lists 127.0.0.1 as a photo host: the
         # name passes, the address does not
         remote = QueueClient("https://queue.example/labeler.json.php?model=clip", 1, policy)
-        remote.photos.hosts = PhotoHosts(remote.endpoint, ["127.0.0.1"],
-                                         resolve=lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 0))])
+        public_dns = lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 0))]  # noqa: E731
+        remote.photos.hosts = PhotoHosts(remote.endpoint, ["127.0.0.1"], resolve=public_dns)
         data, why = remote.download(url)
         assert data is None and "loopback, private or link-local" in why
         assert queue.photo_requests == []  # refused before connecting
         local = QueueClient(queue.endpoint("clip"), 1, policy)  # the stand-in: an endpoint on loopback itself
         assert local.download(url)[0] is not None
-    hosts = PhotoHosts("https://www.geograph.org.uk/_scripts/labeler.json.php?model=clip", ["*.geograph.org.uk", "cdn.example"])
+    hosts = PhotoHosts("https://www.geograph.org.uk/_scripts/labeler.json.php", ["*.geograph.org.uk", "cdn.example"])
     assert hosts.refusal("https://s0.geograph.org.uk/a.jpg") == hosts.refusal("http://CDN.example:8080/a.jpg") == ""
     assert "--allow-photo-host evil.example" in hosts.refusal("https://evil.example/a.jpg")
     assert "http(s)" in hosts.refusal("file:///etc/passwd") and "http(s)" in hosts.refusal("ftp://www.geograph.org.uk/a")

@@ -14,15 +14,17 @@ SECRETS = ("pa55w0rd", "K3y-v4lue", "tt99x", "tok-s3cr3t-123", "hdr-s3cret")
 
 
 def with_secrets(endpoint: str, userinfo: bool = True) -> str:
-    return endpoint.replace("http://", "http://worker:pa55w0rd@" if userinfo else "http://") + "&key=K3y-v4lue&api_token=tt99x"
+    endpoint = endpoint.replace("http://", "http://worker:pa55w0rd@") if userinfo else endpoint
+    return endpoint + "&key=K3y-v4lue&api_token=tt99x"
 
 
 def test_secrets_go_to_the_queue_and_never_to_the_log(types_checkpoint, capsys, monkeypatch):
     monkeypatch.setenv("GEOGRAPH_TOKEN", "tok-s3cr3t-123")
     replies = [Script(status=500, body=b"oops key=K3y-v4lue"), {"rows": [type_row(1)]}]
     with QueueStandIn(replies, post_statuses=[503]) as queue:
-        code = main(["label", "types", "--endpoint", with_secrets(queue.endpoint("types"), False), "--model", types_checkpoint,
-                     "--loops", "1", "--token-env", "GEOGRAPH_TOKEN", "--header", "X-Api-Key: hdr-s3cret", *FAST])
+        endpoint = with_secrets(queue.endpoint("types"), userinfo=False)  # user:password would be Authorization
+        code = main(["label", "types", "--endpoint", endpoint, "--model", types_checkpoint, "--loops", "1",
+                     "--token-env", "GEOGRAPH_TOKEN", "--header", "X-Api-Key: hdr-s3cret", *FAST])
     assert code == 0 and len(queue.posts) == 1
     captured = capsys.readouterr()
     text = captured.out + captured.err
@@ -64,7 +66,8 @@ def test_masking_and_bad_options(types_checkpoint, capsys, monkeypatch):
     assert main([*base, "--token-env", "NO_SUCH_TOKEN"]) == 2
     assert main([*base, "--header", "X-Api-Key hdr-s3cret"]) == 2
     monkeypatch.setenv("GEOGRAPH_TOKEN", "tok-s3cr3t-123")
-    assert main([*base[:2], "--endpoint", "http://u:pa55w0rd@127.0.0.1:9/q", *base[4:], "--token-env", "GEOGRAPH_TOKEN"]) == 2
+    both = ["--endpoint", "http://u:pa55w0rd@127.0.0.1:9/q", "--token-env", "GEOGRAPH_TOKEN"]
+    assert main([*base, *both]) == 2  # the last --endpoint wins
     err = capsys.readouterr().err
     assert "--token-env NO_SUCH_TOKEN" in err and "expected 'Name: value'" in err and "use one of them" in err
     assert not [s for s in SECRETS if s in err]

@@ -185,8 +185,9 @@ class QueueClient:
 
     def _request(self, method: str, url: str, stoppable: bool, **kwargs) -> Reply:
         try:
-            reply = exchange(self.session, self.watchdog, method, url, deadline=time.monotonic() + self.policy.reply_deadline,
-                             cap=self.policy.reply_max_bytes, timeout=self.policy.timeout, stoppable=stoppable, **kwargs)
+            policy = self.policy
+            reply = exchange(self.session, self.watchdog, method, url, deadline=time.monotonic() + policy.reply_deadline,
+                             cap=policy.reply_max_bytes, timeout=policy.timeout, stoppable=stoppable, **kwargs)
         except TransferError as exc:
             if exc.kind == "stopped":
                 raise _Stopped from None
@@ -254,7 +255,8 @@ class QueueClient:
         def call():
             reply = self._request("POST", url, stoppable=False, data=body, headers=headers)
             if 400 <= reply.status < 500:
-                raise QueueError(f"{self._refused(reply, 'post')}; the {len(records)} records are saved in {spool(body, key)}")
+                raise QueueError(f"{self._refused(reply, 'post')}; the {len(records)} records are saved in"
+                                 f" {spool(body, key)}")
             why = refusal(reply)
             if why:
                 raise _Transient(f"not accepted: {why}")

@@ -10,7 +10,8 @@ POST /queue        answered with the next scripted item of `post_statuses`: a st
 GET  /photos/PATH  the file under `photos`, 404 when missing, or the fault `photo_faults[PATH]` names:
                    "loop" (redirects to itself), "redirect:URL", "cut" (the connection drops mid-body),
                    "trickle" (a byte every `trickle_gap` s), "huge" (declares 300 MB, sends zeros),
-                   "endless" (zeros without a length), "stop" (SIGTERM to this process, then trickles)
+                   "endless" (zeros without a length), "stop" (SIGTERM to this process, then trickles);
+                   a fault reply ends after FAULT_SECONDS or FAULT_BYTES, whichever comes first
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 HUGE = 300 * 2**20
 FAULT_SECONDS = 20.0  # the longest a trickling or endless reply goes on (a worker that never gives up ends a test)
+FAULT_BYTES = 32 * 2**20  # and the most it sends
 
 
 @dataclass
@@ -56,7 +58,8 @@ class QueueStandIn:
     photo_headers: list = field(default_factory=list)
 
     def __post_init__(self):
-        self.replies, self.post_statuses, self.post_delays = deque(self.replies), deque(self.post_statuses), deque(self.post_delays)
+        self.replies, self.post_statuses = deque(self.replies), deque(self.post_statuses)
+        self.post_delays = deque(self.post_delays)
         self.lock = threading.Lock()
         self.closing = threading.Event()
         self.stored_keys: set = set()
@@ -83,15 +86,16 @@ class QueueStandIn:
                     self.close_connection = True
 
             def _stream(self, length: int | None, piece: bytes, gap: float) -> None:
-                """Send `piece` every `gap` s until the client goes, FAULT_SECONDS pass or the stand-in closes."""
+                """Send `piece` every `gap` s until the client goes, the limits pass or the stand-in closes."""
                 self.send_response(200)
                 self.send_header("Content-Type", "image/jpeg")
                 if length is not None:
                     self.send_header("Content-Length", str(length))
                 self.end_headers()
-                end = time.monotonic() + FAULT_SECONDS
+                end, sent = time.monotonic() + FAULT_SECONDS, 0
                 try:
-                    while time.monotonic() < end and not standin.closing.is_set():
+                    while time.monotonic() < end and sent < FAULT_BYTES and not standin.closing.is_set():
+                        sent += len(piece)
                         self.wfile.write(piece)
                         self.wfile.flush()
                         if gap:
@@ -138,7 +142,8 @@ class QueueStandIn:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                key = (self.headers.get("Idempotency-Key"), parse_qs(urlsplit(self.path).query).get("idempotency_key", [None])[0])
+                field = parse_qs(urlsplit(self.path).query).get("idempotency_key", [None])[0]
+                key = (self.headers.get("Idempotency-Key"), field)
                 with standin.lock:
                     standin.post_attempts += 1
                     standin.post_keys.append(key)
@@ -152,7 +157,9 @@ class QueueStandIn:
                             standin.posts.append(json.loads(body))
                             standin.stored_keys.add(key[0])
                 time.sleep(delay)  # stored, but the reply comes late: a client that gave up sends it again
-                reply = item.body if item.body is not None else json.dumps({"status": "ok" if item.status < 300 else "error"}).encode()
+                reply = item.body
+                if reply is None:
+                    reply = json.dumps({"status": "ok" if item.status < 300 else "error"}).encode()
                 self._send(item.status, reply, cut=item.cut)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

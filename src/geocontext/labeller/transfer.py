@@ -232,7 +232,7 @@ def exchange(session: requests.Session, watchdog: Watchdog, method: str, url: st
         except Exception as exc:
             if transfer.why is not None:  # the watchdog cut it: whatever the library raised, this is why
                 raise TransferError(transfer.why, transfer.kind) from None
-            if isinstance(exc, ValueError):  # requests' InvalidURL, MissingSchema, InvalidSchema; urllib3's LocationParseError
+            if isinstance(exc, ValueError):  # InvalidURL, MissingSchema, InvalidSchema, urllib3's LocationParseError
                 raise TransferError(f"unusable URL: {type(exc).__name__}: {str(exc)[:200]}", "refused") from None
             if isinstance(exc, BROKEN):
                 raise TransferError(f"{type(exc).__name__}: {str(exc)[:200]}", "broken") from None
