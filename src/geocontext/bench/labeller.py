@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -63,14 +64,16 @@ def measure(cache: Path, n: int = 500, limit: int = 250, model: str = "ViT-B-32"
         log = io.StringIO()
         with contextlib.redirect_stdout(log):
             serve(client, worker, limit, loops=1)  # warm-up: first calls allocate and pick kernels
+            load = [os.getloadavg()[0]]  # other jobs on the machine: the figure means little without it
             start = time.perf_counter()
             serve(client, worker, limit, loops=len(replies) - 1)
             wall = time.perf_counter() - start
+            load.append(os.getloadavg()[0])
         posted = sum(1 for body in queue.posts for r in body if "label" in r and r["label"] != "Failed")
     lines = [l for l in log.getvalue().splitlines() if "batch" in l and "photos/s" in l][1:]
     return {"photos": n, "limit": limit, "batch_size": batch, "encoder": encoder.name, "precision": encoder.precision,
             "device": str(encoder.device), "wall_s": wall, "photos_per_s": n / wall, "records_posted": posted,
-            "batch_lines": lines}
+            "batch_lines": lines, "load_average": load, "cpus": os.cpu_count()}
 
 
 def section(r: dict) -> list[str]:
@@ -79,7 +82,10 @@ def section(r: dict) -> list[str]:
             f" batches of {r['limit']}, {r['encoder']} in {r['precision']} on {r['device']} (model batch {r['batch_size']}),"
             " the run's default variants; downloads, decoding, embedding, the variants and the posts all included."
             " Command: `python -m geocontext.bench.labeller` (part of `make bench`).", "",
-            f"**{r['photos_per_s']:.1f} photos/s** ({r['wall_s']:.1f} s for {r['photos']} photos after a warm-up batch).", "",
+            f"**{r['photos_per_s']:.1f} photos/s** ({r['wall_s']:.1f} s for {r['photos']} photos after a warm-up batch).",
+            *([f"The machine's 1-minute load average was {r['load_average'][0]:.1f} at the start and"
+               f" {r['load_average'][1]:.1f} at the end, on {r['cpus']} CPUs (other jobs slow the figure)."]
+              if r.get("load_average") else []), "",
             "Per batch:", "", *[f"    {l}" for l in r["batch_lines"]], ""]
 
 
