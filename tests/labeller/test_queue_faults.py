@@ -59,6 +59,7 @@ def test_replies_with_nothing_new_wait_at_least_the_floor_and_back_off(capsys):
     assert stopper.waits[-1] >= 0.5 * 2**6 * 0.5  # and longer while replies bring nothing new
     out = capsys.readouterr().out
     assert out.count("nothing new to label") == 3  # repeats, unusable ids, empty: one line per change, not per GET
+    assert out.count("skipped as unusable: gridimage_id True") == 1 and "'abc'" not in out
 
 
 def test_unusable_ids_are_skipped_and_counted_never_coerced(types_checkpoint, capsys):

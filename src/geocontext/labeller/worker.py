@@ -116,14 +116,14 @@ def serve(client: QueueClient, answer, limit: int, loops: int = 0, fields: dict 
         batch = sort_rows(reply.get("rows"), answered)
         totals["repeats"] += batch.repeats
         totals["unusable"] += len(batch.unusable)
+        unusable = ""
         if batch.unusable:
             examples = ", ".join(repr(v)[:40] for v in batch.unusable[:5])
-            client.say(f"{name}: {len(batch.unusable)} rows skipped as unusable: gridimage_id {examples}"
-                       f"{', ...' if len(batch.unusable) > 5 else ''} (expected an integer >= 0)")
-        if not batch.rows:
+            unusable = (f"{len(batch.unusable)} rows skipped as unusable: gridimage_id {examples}"
+                        f"{', ...' if len(batch.unusable) > 5 else ''} (expected an integer >= 0)")
+        if not batch.rows:  # a floor and a backoff, and a line only when the state changes: no spinning, no flood
             idle += 1
-            why = ", ".join(w for w in (f"{batch.repeats} already answered" if batch.repeats else "",
-                                        f"{len(batch.unusable)} unusable" if batch.unusable else "") if w)
+            why = "; ".join(w for w in (f"{batch.repeats} already answered" if batch.repeats else "", unusable) if w)
             now = "repeats" if batch.repeats else "unusable" if batch.unusable else "empty"
             wait = max(client.policy.base, _sleep_of(reply) or 0.0, client.policy.delay(idle - 1, client.rng))
             if now != state:
@@ -135,6 +135,8 @@ def serve(client: QueueClient, answer, limit: int, loops: int = 0, fields: dict 
             continue
         if idle:
             client.say(f"{name}: photos to label again after {idle} replies with nothing new")
+        if unusable:
+            client.say(f"{name}: {unusable}")
         idle, state = 0, ""
         result = answer(reply, batch.rows)
         for image_id, why in result.failures:
