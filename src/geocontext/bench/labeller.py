@@ -82,11 +82,17 @@ def section(r: dict) -> list[str]:
             f" batches of {r['limit']}, {r['encoder']} in {r['precision']} on {r['device']} (model batch {r['batch_size']}),"
             " the run's default variants; downloads, decoding, embedding, the variants and the posts all included."
             " Command: `python -m geocontext.bench.labeller` (part of `make bench`).", "",
-            f"**{r['photos_per_s']:.1f} photos/s** ({r['wall_s']:.1f} s for {r['photos']} photos after a warm-up batch).",
-            *([f"The machine's 1-minute load average was {r['load_average'][0]:.1f} at the start and"
-               f" {r['load_average'][1]:.1f} at the end, on {r['cpus']} CPUs (other jobs slow the figure)."]
-              if r.get("load_average") else []), "",
-            "Per batch:", "", *[f"    {l}" for l in r["batch_lines"]], ""]
+            f"**{r['photos_per_s']:.1f} photos/s** ({r['wall_s']:.1f} s for {r['photos']} photos after a warm-up batch).", "",
+            *_load_line(r), "Per batch:", "", *[f"    {l}" for l in r["batch_lines"]], ""]
+
+
+def _load_line(r: dict) -> list[str]:
+    """The machine's load while it was measured: other jobs slow the figure."""
+    if not r.get("load_average"):
+        return []
+    start, end = r["load_average"]
+    return [f"The machine's 1-minute load average was {start:.1f} at the start and {end:.1f} at the end, on"
+            f" {r['cpus']} CPUs.", ""]
 
 
 def main(argv=None) -> int:
