@@ -57,7 +57,7 @@ def test_context_worker_equals_embed_and_predict(setup, demo_data):
     ids = read_test_ids(demo_data)
     rows = rows_for(demo_data, ids, with_grid=True)
     replies = [{"rows": rows[:25], "prefix": "PREFIX"}, {"rows": rows[25:], "prefix": "PREFIX"}]
-    with QueueStandIn(replies, photos=demo_data, post_statuses=[200, 500]) as queue:  # the first embeddings post fails
+    with QueueStandIn(replies, photos=demo_data, post_statuses=[200, 500]) as queue:  # the first labels post fails
         for reply in queue.replies:
             reply["prefix"] = f"{queue.base}/photos/"
         assert label(queue, run_dir, encoder) == 0
@@ -117,10 +117,11 @@ def test_without_grid_references_the_location_is_unknown_as_in_predict(setup, de
     names = read_tag_names(demo_data)
     columns = list(pd.read_csv(tmp_path / "s.csv.zip").columns[1:])
     got = {}
-    for r in queue.posts[0]:
+    vectors, labels = queue.posts  # embeddings are posted before labels
+    for r in labels:
         got.setdefault(r["image_id"], {})[r["label"]] = r["score"]
     scores = np.array([[got[int(i)][names[c]] for c in columns] for i in ids])
     # bf16 weights: the tags stay close, and the vectors still go out as 32-d little-endian float32
     assert np.abs(scores - probs[[row_of[int(i)] for i in ids]]).max() < 0.05
-    sizes = {len(base64.b64decode(r["embeddings"])) for r in queue.posts[1]}
+    sizes = {len(base64.b64decode(r["embeddings"])) for r in vectors}
     assert sizes == {32 * 4}

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -63,14 +64,16 @@ def measure(cache: Path, n: int = 500, limit: int = 250, model: str = "ViT-B-32"
         log = io.StringIO()
         with contextlib.redirect_stdout(log):
             serve(client, worker, limit, loops=1)  # warm-up: first calls allocate and pick kernels
+            load = [os.getloadavg()[0]]  # other jobs on the machine: the figure means little without it
             start = time.perf_counter()
             serve(client, worker, limit, loops=len(replies) - 1)
             wall = time.perf_counter() - start
+            load.append(os.getloadavg()[0])
         posted = sum(1 for body in queue.posts for r in body if "label" in r and r["label"] != "Failed")
     lines = [l for l in log.getvalue().splitlines() if "batch" in l and "photos/s" in l][1:]
     return {"photos": n, "limit": limit, "batch_size": batch, "encoder": encoder.name, "precision": encoder.precision,
             "device": str(encoder.device), "wall_s": wall, "photos_per_s": n / wall, "records_posted": posted,
-            "batch_lines": lines}
+            "batch_lines": lines, "load_average": load, "cpus": os.cpu_count()}
 
 
 def section(r: dict) -> list[str]:
@@ -80,7 +83,16 @@ def section(r: dict) -> list[str]:
             " the run's default variants; downloads, decoding, embedding, the variants and the posts all included."
             " Command: `python -m geocontext.bench.label_worker` (part of `make bench`).", "",
             f"**{r['photos_per_s']:.1f} photos/s** ({r['wall_s']:.1f} s for {r['photos']} photos after a warm-up batch).", "",
-            "Per batch:", "", *[f"    {l}" for l in r["batch_lines"]], ""]
+            *_load_line(r), "Per batch:", "", *[f"    {l}" for l in r["batch_lines"]], ""]
+
+
+def _load_line(r: dict) -> list[str]:
+    """The machine's load while it was measured: other jobs slow the figure."""
+    if not r.get("load_average"):
+        return []
+    start, end = r["load_average"]
+    return [f"The machine's 1-minute load average was {start:.1f} at the start and {end:.1f} at the end, on"
+            f" {r['cpus']} CPUs.", ""]
 
 
 def main(argv=None) -> int:

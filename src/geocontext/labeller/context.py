@@ -22,6 +22,7 @@ from ..embedding.features import Block, FeatureSet
 from ..embedding.photos import read_photo
 from ..errors import DataError
 from ..pipeline.predict import load_run
+from .photos import STOPPED
 from .queue import QueueClient
 from .records import embedding_records, failed_records, label_records
 from .worker import Answer
@@ -85,7 +86,7 @@ class ContextWorker:
         """(the final choice's probabilities, its 0/1 tags) for these photos, through the variants' own
         predict_proba (fusing, standardising), as `predict` computes them."""
         features = self.feature_set(ids, image, title)
-        refs = [r.get("grid_reference") or "" for r in rows]
+        refs = [r["grid_reference"] if isinstance(r.get("grid_reference"), str) else "" for r in rows]
         where = grid.locate(refs)
         location, irish = grid.normalise(where.latlon), where.irish
         fused: dict = {}
@@ -95,18 +96,22 @@ class ContextWorker:
 
     def __call__(self, reply: dict, rows: list[dict]) -> Answer:
         began = time.perf_counter()
-        prefix = reply.get("prefix") or ""
+        prefix = reply.get("prefix") if isinstance(reply.get("prefix"), str) else ""
         photos = list(self.pool.map(lambda row: self._photo(prefix, row), rows))
         fetched = time.perf_counter()
-        ids = np.array([r["gridimage_id"] for r in rows], dtype=np.int64)
+        left = [r["gridimage_id"] for r, (_, why) in zip(rows, photos) if why == STOPPED]
+        failures = [(r["gridimage_id"], why) for r, (img, why) in zip(rows, photos) if img is None and why != STOPPED]
+        labels, embeddings = failed_records([i for i, _ in failures]), []
         ok = np.array([img is not None for img, _ in photos], dtype=bool)
-        labels, embeddings = failed_records(ids[~ok]), []
         if ok.any():
             good = [r for r, keep in zip(rows, ok) if keep]
+            ids = np.array([r["gridimage_id"] for r in good], dtype=np.int64)
             titles = [r["title"] if isinstance(r.get("title"), str) else "" for r in good]
             image, title = self.embed([img for img, _ in photos if img is not None], titles)
-            probs, chosen = self.probabilities(ids[ok], image, title, good)
-            labels = label_records(ids[ok], probs, self.names, self.threshold, chosen) + labels
-            embeddings = embedding_records(ids[ok], image, title)
-        return Answer([labels, embeddings], failed=int((~ok).sum()),
-                      seconds={"fetch": fetched - began, "embed": time.perf_counter() - fetched})
+            probs, chosen = self.probabilities(ids, image, title, good)
+            labels = label_records(ids, probs, self.names, self.threshold, chosen) + labels
+            embeddings = embedding_records(ids, image, title)
+        # embeddings first: a worker killed between the two posts has not marked the photo done (its labels
+        # are what the server counts), so the queue serves it again and nothing is lost
+        return Answer([embeddings, labels], failures, {"fetch": fetched - began, "embed": time.perf_counter() - fetched},
+                      left)

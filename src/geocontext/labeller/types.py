@@ -27,10 +27,17 @@ class TypesWorker:
         ids = np.array([r["gridimage_id"] for r in rows], dtype=np.int64)
         decoded = [decode_vector(r.get("embeddings"), self.model.clip_dim) for r in rows]
         ok = np.array([v is not None for v, _ in decoded], dtype=bool)
+        failures = [(int(i), why) for i, (v, why) in zip(ids, decoded) if v is None]
         records = failed_records(ids[~ok])
         if ok.any():
             vectors = np.stack([v for v, _ in decoded if v is not None])
-            distance = distance_index([r.get("distance", "Unknown") for r, good in zip(rows, ok) if good], self.dist_map)
+            distance = distance_index([_distance(r) for r, good in zip(rows, ok) if good], self.dist_map)
             probs = type_probabilities(self.model, vectors, distance)
             records = label_records(ids[ok], probs, self.classes, self.threshold) + records
-        return Answer([records], failed=int((~ok).sum()), seconds={"model": time.perf_counter() - began})
+        return Answer([records], failures, {"model": time.perf_counter() - began})
+
+
+def _distance(row: dict):
+    """The row's distance as the protocol sends it (a string or a number); anything else is unknown."""
+    value = row.get("distance")
+    return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else "Unknown"

@@ -5,19 +5,28 @@ from pathlib import Path
 
 
 def _client(args):
+    from .credentials import queue_headers
     from .queue import QueueClient, RetryPolicy, Stopper, unique_number
 
     slot = unique_number() if args.unique_number is None else args.unique_number
-    policy = RetryPolicy(base=args.retry_base, cap=args.retry_cap, timeout=args.timeout)
-    return QueueClient(args.endpoint, slot, policy, Stopper())
+    photos = {}  # `label context` only: the types worker downloads nothing
+    if hasattr(args, "photo_deadline"):
+        photos = {"photo_deadline": args.photo_deadline, "photo_max_bytes": int(args.photo_max_mb * 2**20)}
+    for option, value in (("--timeout", args.timeout), ("--photo-deadline", photos.get("photo_deadline", 1)),
+                          ("--photo-max-mb", photos.get("photo_max_bytes", 1))):
+        if not value > 0:
+            raise ValueError(f"{option} must be a positive number, got {value}")
+    policy = RetryPolicy(base=args.retry_base, cap=args.retry_cap, timeout=args.timeout, **photos)
+    headers = queue_headers(args.token_env, args.header)
+    return QueueClient(args.endpoint, slot, policy, Stopper(), headers=headers,
+                       allow_photo_hosts=getattr(args, "allow_photo_host", ()))
 
 
 def _serve(args, client, worker, name: str) -> int:
-    from ..console import say
     from .worker import serve
 
-    say(f"{name}: {args.endpoint} as unique_number {client.slot}, up to {args.limit} photos a batch,"
-        f" {'until stopped' if not args.loops else f'{args.loops} fetches'}")
+    client.say(f"{name}: {client.shown} as unique_number {client.slot}, up to {args.limit} photos a batch,"
+               f" {'until stopped' if not args.loops else f'{args.loops} fetches'}")
     client.stopper.install()
     try:
         serve(client, worker, args.limit, args.loops, getattr(worker, "fields", None), name)
@@ -58,9 +67,24 @@ def _common(p, limit: int) -> None:
     p.add_argument("--loops", type=int, default=0, help="stop after N fetches (default 0: until SIGINT/SIGTERM)")
     p.add_argument("--unique-number", type=int, help="this worker's slot 0..31 (default: SHA-256 of the pod uid or"
                    " name, notebook id or container hostname, modulo 32)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server (default 60)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to connect, and for each read of a"
+                   " reply (default 60); a queue request may take 5x this in all")
     p.add_argument("--retry-base", type=float, default=1.0, help="first retry wait in seconds, doubled per failure")
     p.add_argument("--retry-cap", type=float, default=120.0, help="longest retry wait in seconds (default 120)")
+    p.add_argument("--token-env", metavar="NAME", help="send 'Authorization: Bearer $NAME' to the queue (the token is"
+                   " read from the environment variable NAME, so it is not on the command line)")
+    p.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="an extra header for the queue's requests (repeatable; never sent to photo hosts, never logged)")
+
+
+def _photo_options(p) -> None:
+    p.add_argument("--allow-photo-host", action="append", default=[], metavar="HOST",
+                   help="also fetch photos from HOST (repeatable; .example.org: the domain and its subdomains);"
+                   " by default only from the endpoint's host")
+    p.add_argument("--photo-deadline", type=float, default=30.0, help="seconds one photo may take in all, its retries"
+                   " and redirects included (default 30); past it the photo is Failed")
+    p.add_argument("--photo-max-mb", type=float, default=20.0, help="a photo larger than this many MiB is Failed"
+                   " (default 20)")
 
 
 def add_parser(sub) -> None:
@@ -68,7 +92,8 @@ def add_parser(sub) -> None:
 
     label = sub.add_parser("label", help="tag photos from Geograph's labeller queue (types or context tags)",
                            description="A worker for Geograph's labeller queue: fetch a batch, label it, post the"
-                           " records, again. SIGINT/SIGTERM finish the current batch's post, then stop.")
+                           " records, again. SIGINT/SIGTERM: downloads in flight stop, what is done is posted, then the"
+                           " worker stops; a second signal stops at once.")
     kinds = label.add_subparsers(dest="label_kind", required=True, metavar="KIND")
     p = kinds.add_parser("types", help="type tags from the queue's CLIP vectors and a type-classifier checkpoint")
     p.add_argument("--model", required=True, type=Path, help="type-classifier checkpoint (ours or a published one)")
@@ -80,5 +105,6 @@ def add_parser(sub) -> None:
     p.add_argument("--data", type=Path, help="folder with tags-top.csv for the tag names (default: the kit's copy)")
     p.add_argument("--fetchers", type=int, default=16, help="photos downloaded at once (default 16)")
     _common(p, 250)
+    _photo_options(p)
     add_encoder_options(p)
     p.set_defaults(func=_context)

@@ -1,0 +1,74 @@
+"""Credentials reach the queue, never the log nor the photo hosts (issue 24, item 6)."""
+from __future__ import annotations
+
+import socket
+
+from labeller_fixtures import FAST, RecordingStopper, type_row, types_checkpoint  # noqa: F401
+
+from geocontext.cli import main
+from geocontext.labeller.credentials import Secrets, masked_url
+from geocontext.labeller.queue import QueueClient, RetryPolicy
+from geocontext.labeller.standin import QueueStandIn, Script
+
+SECRETS = ("pa55w0rd", "K3y-v4lue", "tt99x", "tok-s3cr3t-123", "hdr-s3cret")
+
+
+def with_secrets(endpoint: str, userinfo: bool = True) -> str:
+    endpoint = endpoint.replace("http://", "http://worker:pa55w0rd@") if userinfo else endpoint
+    return endpoint + "&key=K3y-v4lue&api_token=tt99x"
+
+
+def test_secrets_go_to_the_queue_and_never_to_the_log(types_checkpoint, capsys, monkeypatch):
+    monkeypatch.setenv("GEOGRAPH_TOKEN", "tok-s3cr3t-123")
+    replies = [Script(status=500, body=b"oops key=K3y-v4lue"), {"rows": [type_row(1)]}]
+    with QueueStandIn(replies, post_statuses=[503]) as queue:
+        endpoint = with_secrets(queue.endpoint("types"), userinfo=False)  # user:password would be Authorization
+        code = main(["label", "types", "--endpoint", endpoint, "--model", types_checkpoint, "--loops", "1",
+                     "--token-env", "GEOGRAPH_TOKEN", "--header", "X-Api-Key: hdr-s3cret", *FAST])
+    assert code == 0 and len(queue.posts) == 1
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "retry 1" in text and "key=***" in text and "api_token=***" in text
+    assert not [s for s in SECRETS if s in text]
+    for headers in queue.queue_headers:  # fetches and posts
+        assert headers["Authorization"] == "Bearer tok-s3cr3t-123" and headers["X-Api-Key"] == "hdr-s3cret"
+
+
+def test_a_connection_error_naming_the_url_is_masked_and_photos_get_no_credentials(demo_data, capsys):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    dead = probe.getsockname()[1]
+    probe.close()  # nothing listens there now: connection refused, and requests' message names the URL
+    stopper = RecordingStopper()
+    stopper.wait = lambda seconds: len(stopper.waits.append(seconds) or stopper.waits) >= 2
+    headers = {"X-Api-Key": "hdr-s3cret"}
+    client = QueueClient(with_secrets(f"http://127.0.0.1:{dead}/q?model=clip"), 1, RetryPolicy(0.01, 0.05, 1.0), stopper,
+                         headers=headers)
+    assert client.fetch(5) is None  # stopped after two retries
+    out = capsys.readouterr().out
+    assert "ConnectionError" in out and "/q?model=clip&key=***&api_token=***" in out
+    assert not [s for s in SECRETS if s in out]
+    photo = next((demo_data / "train_images").rglob("*.jpg")).relative_to(demo_data).as_posix()
+    with QueueStandIn(photos=demo_data) as queue:
+        client = QueueClient(with_secrets(queue.endpoint("clip")), 1, RetryPolicy(0.01, 0.05, 1.0), headers=headers)
+        assert client.download(f"{queue.base}/photos/{photo}")[0] is not None
+    assert not {"Authorization", "X-Api-Key"} & set(queue.photo_headers[0])
+    assert queue.queue_headers == []  # the download asked the photo host only
+
+
+def test_masking_and_bad_options(types_checkpoint, capsys, monkeypatch):
+    assert (masked_url("https://u:p@h.example/x.php?model=clip&key=K&access_token=T&limit=5")
+            == "https://***@h.example/x.php?model=clip&key=***&access_token=***&limit=5")
+    scrub = Secrets(["s3cr3t%/"]).scrub
+    assert scrub("at s3cr3t%/ and s3cr3t%25%2F, Password=abc; //me:pw@host") == "at *** and ***, Password=***; //***@host"
+    monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
+    base = ["label", "types", "--endpoint", "http://127.0.0.1:9/q", "--model", types_checkpoint]
+    assert main([*base, "--token-env", "NO_SUCH_TOKEN"]) == 2
+    assert main([*base, "--header", "X-Api-Key hdr-s3cret"]) == 2
+    monkeypatch.setenv("GEOGRAPH_TOKEN", "tok-s3cr3t-123")
+    both = ["--endpoint", "http://u:pa55w0rd@127.0.0.1:9/q", "--token-env", "GEOGRAPH_TOKEN"]
+    assert main([*base, *both]) == 2  # the last --endpoint wins
+    err = capsys.readouterr().err
+    assert "--token-env NO_SUCH_TOKEN" in err and "expected 'Name: value'" in err and "use one of them" in err
+    assert not [s for s in SECRETS if s in err]
+    assert "Traceback" not in err
