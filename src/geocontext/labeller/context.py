@@ -46,7 +46,6 @@ class ContextWorker:
                 raise DataError(f"{run_dir}: variant {name!r} expects {variant.in_dim} inputs, but {encoder.name}"
                                 f" makes {encoder.dim}-d embeddings ({variant.features.name} -> "
                                 f"{width}); use the encoder the run was trained on")
-        self.pad = int(encoder.tokenize([""])[0, -1])
         self.pool = ThreadPoolExecutor(max_workers=max(1, fetchers), thread_name_prefix="photo")
 
     def feature_set(self, ids: np.ndarray, image: np.ndarray, title: np.ndarray) -> FeatureSet:
@@ -73,12 +72,7 @@ class ContextWorker:
         image = np.empty((len(images), enc.dim), dtype=np.float32)
         for b in range(0, len(images), size):
             image[b:b + size] = enc.encode_images(torch.stack(images[b:b + size]))
-        tokens = enc.tokenize(titles)
-        order = np.argsort((tokens != self.pad).sum(dim=1).numpy(), kind="stable")
-        title = np.empty_like(image)
-        for b in range(0, len(order), size):
-            rows = order[b:b + size]
-            title[rows] = enc.encode_tokens(tokens[rows])
+        title = enc.encode_texts(titles, size)
         return image, title
 
     def probabilities(self, ids: np.ndarray, image: np.ndarray, title: np.ndarray,
