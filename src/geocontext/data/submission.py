@@ -33,6 +33,13 @@ def validate(frame: pd.DataFrame, test_ids: np.ndarray, columns: tuple[str, ...]
     if ids.isna().any():
         row = int(np.flatnonzero(ids.isna().to_numpy())[0])
         raise SubmissionError(f"{source}, row {row + 1}: gridimage_id {frame[ID].iloc[row]!r} is not an integer")
+    if frame[ID].dtype.kind not in "iu":  # as read (text) or floats: Kaggle matches ids as written
+        written = frame[ID].astype(str)
+        odd = ~written.str.fullmatch(r"-?\d+").to_numpy()
+        if odd.any():
+            row = int(np.flatnonzero(odd)[0])
+            raise SubmissionError(f"{source}, row {row + 1}: gridimage_id {written.iloc[row]!r} is not written as an"
+                                  f" integer; Kaggle matches ids as written, so write it as {int(ids.iloc[row])}")
     ids = ids.to_numpy(dtype=np.int64)
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import DataError
 from .features import KINDS, FeatureSet, block_table, load_features
+from .identity import check_same
 
 
 def block_name(kind: str, label: str) -> str:
@@ -123,13 +124,22 @@ def open_features(features, split: str) -> FeatureSet:
     return FeatureSet(first.path, first.ids, image, title, meta, blocks, tuple(fs.path for fs in sets))
 
 
-def check_splits_agree(train: FeatureSet, test: FeatureSet) -> None:
-    """Train and test must hold the same blocks with the same widths (a head reads them column by column)."""
+def check_splits_agree(train: FeatureSet, test: FeatureSet) -> list[str]:
+    """Train and test must hold the same blocks with the same widths (a head reads them column by column),
+    each from the same encoder on both sides (embedding.identity). Returns warnings (what could not be
+    compared, rounding differences)."""
     a = {n: b.array.shape[1] for n, b in train.blocks.items()}
     b = {n: b.array.shape[1] for n, b in test.blocks.items()}
     if a != b:
         raise DataError(f"{train.path.parent}: train features have blocks (name: dim) {a}, test features {b};"
                         " both splits must hold the same blocks from the same encoders")
+    warnings = []
+    for name, block in train.blocks.items():
+        other = test.blocks[name]
+        warnings += check_same(block.info.get("identity"), other.info.get("identity"), block.where,
+                               other.where, "embed both splits with one encoder (the same --model,"
+                               " --pretrained and --quick-gelu; --random-weights with the same --seed)")
+    return list(dict.fromkeys(warnings))
 
 
 def blocks_identity(features: FeatureSet) -> str:

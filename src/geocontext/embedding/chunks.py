@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .identity import compare, shown
 
 # Manifest keys that fix the numbers: chunks disagreeing on any of them cannot be mixed.
 BINDING = ("split", "rows", "ids_sha256", "chunk_size", "identity")
@@ -133,15 +134,16 @@ class ChunkStore:
 
 
 def mismatch(found: dict, wanted: dict) -> str:
-    """'' when two manifests agree on what fixes the numbers, else what differs, in words."""
+    """'' when two manifests agree on what fixes the numbers, else what differs, in words. Encoder fields
+    only one manifest records (an older one) are not compared; precision binds here: one split's chunks
+    are never a mix of bf16 and fp32."""
     for key in BINDING:
         if found.get(key) != wanted.get(key):
             if key == "identity":
-                diff = {k: (found[key].get(k), v) for k, v in wanted[key].items() if found[key].get(k) != v
-                        and (k != "precision" or k in found[key])}  # folders from before precision bound
-                if not diff:
+                differ, _ = compare(found[key], wanted[key], lenient=False)
+                if not differ:
                     continue
-                return "another encoder: " + ", ".join(f"{k} {a!r} (now {b!r})" for k, (a, b) in diff.items())
+                return "another encoder: " + ", ".join(f"{k} {shown(a)!r} (now {shown(b)!r})" for k, a, b in differ)
             if key in ("rows", "ids_sha256"):
                 return f"another id list ({found.get('rows')} ids, now {wanted.get('rows')}; the DATA lists changed?)"
             return f"{key} {found.get(key)!r} (now {wanted.get(key)!r})"

@@ -53,11 +53,13 @@ def missing_rows(split: str, features: FeatureSet, rows: np.ndarray, ids: np.nda
 
 
 def inputs_summary(rows: int, missing: dict, locations: dict, malformed_lines: list, bad_ids: int, not_found: int,
-                   warnings: list[str]) -> dict:
+                   warnings: list[str], undecodable_lines=()) -> dict:
     """One split's counts as report.json keeps them (the same whether metadata was read whole or streamed)."""
     return {"rows": rows, **missing, "locations": locations,
             "metadata": {"malformed_lines": len(malformed_lines), "malformed_examples": list(malformed_lines[:10]),
-                         "bad_ids": bad_ids, "not_found": not_found, "warnings": list(warnings)}}
+                         "bad_ids": bad_ids, "not_found": not_found, "warnings": list(warnings),
+                         "undecodable_lines": len(undecodable_lines),
+                         "undecodable_examples": list(undecodable_lines[:10])}}
 
 
 def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str, accept_missing: bool = False) -> Inputs:
@@ -70,7 +72,8 @@ def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str
         say(f"warning: {warning}")
     where = grid.locate(meta.grid_reference)
     summary = inputs_summary(len(ids), missing_rows(split, features, rows, ids, accept_missing), where.summary(),
-                             meta.malformed_lines, meta.bad_ids, meta.not_found, meta.warnings)
+                             meta.malformed_lines, meta.bad_ids, meta.not_found, meta.warnings,
+                             meta.undecodable_lines)
     return Inputs(ids, features, rows, grid.normalise(where.latlon), where.irish, summary)
 
 
@@ -128,7 +131,8 @@ def prepare(data_dir, features_dir, out: str | Path, holdout_fraction: float = 0
     test_ids = read_test_ids(data_dir)
     train = load_inputs(data_dir, features_dir, "train", labels.ids, "train.csv", accept_missing)
     test = load_inputs(data_dir, features_dir, "test", test_ids, "test.csv", accept_missing)
-    check_splits_agree(train.features, test.features)
+    for warning in check_splits_agree(train.features, test.features):
+        say(f"warning: {warning}")
     for name, part in (("train", train), ("test", test)):
         _say_summary(name, part.summary)
     holdout = holdout_mask(labels.ids, holdout_fraction, seed)

@@ -11,7 +11,7 @@ import pandas as pd
 from ..competition import ID
 from ..console import say
 from ..data import grid
-from ..data.readers import iter_metadata
+from ..data.readers import iter_metadata, undecodable_warning
 from ..data.submission import check_probabilities
 from ..decoding.select import Choice
 from ..embedding.features import FeatureSet, align, release
@@ -29,11 +29,12 @@ def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str
     location = np.full((len(ids), 2), np.nan, dtype=np.float32)
     irish, found = np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=bool)
     counts = {"empty": 0, "malformed": 0}
-    malformed_lines, malformed_refs, bad_ids, sources = [], [], [], 0
-    for df, skipped, bad in iter_metadata(data_dir):
+    malformed_lines, malformed_refs, bad_ids, undecodable, sources = [], [], [], [], 0
+    for df, skipped, bad, text in iter_metadata(data_dir):
         sources += 1
         malformed_lines += skipped
         bad_ids += bad
+        undecodable += text
         pos = index.get_indexer(df[ID].to_numpy())
         refs = df["grid_reference"].to_numpy(dtype=object)[pos >= 0]
         pos, first = np.unique(pos[pos >= 0], return_index=True)
@@ -48,13 +49,15 @@ def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str
     not_found = int((~found).sum())
     warnings = [f"{b}: gridimage_id is not a number" for b in bad_ids[:10]] if sources else \
         [f"{Path(data_dir)}: no metadata.csv: every title and location will be unknown"]
+    warnings += [undecodable_warning(undecodable)] if undecodable else []
     for warning in warnings:
         say(f"warning: {warning}")
     known = ~np.isnan(location[:, 0])
     locations = {"rows": len(ids), "known": int(known.sum()), "irish": int(irish.sum()),
                  "empty": counts["empty"] + not_found, "malformed": counts["malformed"],
                  "malformed_examples": malformed_refs}
-    summary = inputs_summary(len(ids), missing, locations, malformed_lines, len(bad_ids), not_found, warnings)
+    summary = inputs_summary(len(ids), missing, locations, malformed_lines, len(bad_ids), not_found, warnings,
+                             undecodable)
     return Inputs(ids, features, rows, location, irish, summary)
 
 
