@@ -55,6 +55,10 @@ def load_checkpoint(path: str | Path) -> tuple[TypeClassifier, dict]:
         found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise DataError(f"{path}: not a type-classifier checkpoint (expected keys {list(REQUIRED)}, found {found})")
     state, classes, dist_map = ckpt["model_state_dict"], list(ckpt["classes"]), dict(ckpt["dist_map"])
+    unexpected, missing = [c for c in classes if c not in CLASSES], [c for c in CLASSES if c not in classes]
+    if unexpected or missing or len(classes) != len(CLASSES):  # an unknown class would be posted as a type tag
+        raise DataError(f"{path}: classes {classes} are not Geograph's {len(CLASSES)} type classes {list(CLASSES)}"
+                        f" (unexpected {unexpected}, missing {missing}); use a checkpoint trained on them")
     model = TypeClassifier(len(classes), len(dist_map), int(ckpt["clip_dim"]), int(ckpt["dist_embed_dim"]))
     try:
         model.load_state_dict(state)
