@@ -18,6 +18,7 @@ from .labeller import verbs as labeller_verbs
 from .pipeline import verbs as pipeline_verbs
 from .synthetic import verbs as synthetic_verbs
 from .typetags import verbs as typetags_verbs
+from .writing import full_reason
 
 VERBS = (
     embedding_verbs,  # embed (+ embed merge)
@@ -50,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (DataError, SubmissionError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a full disk where no writer said it first (writing.writing): still one line
+        reason = full_reason(exc)
+        if reason is None:
+            raise
+        print(f"error: {getattr(exc, 'filename', None) or 'an output'}: {reason}; free some space, then run the"
+              " same command again", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

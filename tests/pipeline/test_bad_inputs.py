@@ -3,6 +3,7 @@
 Where the kit accepts an input, its result equals the clean input's."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -495,3 +496,61 @@ def test_validate_refuses_bool_and_float_cells_in_memory(cell):
     frame["tag1"] = [cell, type(cell)(0)]
     with pytest.raises(SubmissionError, match=r"gridimage_id 3 has tag1=(True|1\.0); values must be the integers 0 or 1"):
         validate(frame, ids, ("tag1", "tag2"))
+
+
+def _full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+class _FullFile:
+    """A stream that takes a few bytes, then finds the disk full."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def write(self, data):
+        self.inner.write(data[:16])
+        _full()
+
+    def close(self):
+        self.inner.close()
+
+
+def test_a_full_disk_stops_run_and_predict_in_one_line_and_leaves_nothing_partial(clean, tmp_path, monkeypatch,
+                                                                                   capsys):
+    """Issue 25, item 5, for `run` and `predict` (simulated: the writes raise ENOSPC)."""
+    import torch
+
+    from geocontext.data import submission
+    from geocontext.pipeline import stream
+
+    data, feats, _, config = clean
+    out = tmp_path / "out"
+    run = ["run", "--data", str(data), "--features", str(feats), "--out", str(out), "--config", str(config)]
+    with monkeypatch.context() as m:
+        m.setattr(torch, "save", _full)  # the variant's model.pt
+        assert main(run) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"^error: {re.escape(str(out / 'variants' / 'lin'))}: no space left on the disk while writing"
+                     r" model\.pt \([\d.]+ \w+ free there\); free some space", err), err
+    assert err.count("\n") == 1 and not (out / "variants" / "lin").exists() and not list(out.rglob(".*.tmp-*"))
+    assert main(run) == 0  # the rerun finishes
+
+    predict = ["predict", "--run", str(out), "--data", str(data), "--features", str(feats), "--out",
+               str(tmp_path / "x.csv.zip"), "--probs", str(tmp_path / "p.npy")]
+    with monkeypatch.context() as m:
+        m.setattr(stream, "_npy_writer", lambda path, shape: _FullFile(open(path, "wb")))
+        assert main(predict) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"^error: {re.escape(str(tmp_path))}: no space left on the disk while writing the probabilities"
+                     r" p\.npy \(.* free there, about 11\.8 KB needed\)", err), err
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("p.npy", "x.csv", ".p.npy", ".x.csv"))]
+
+    real_member = submission._member
+    with monkeypatch.context() as m:
+        m.setattr(submission, "_member", lambda *args: _FullFile(real_member(*args)))
+        assert main(predict) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"^error: {re.escape(str(tmp_path))}: no space left on the disk while writing the submission", err)
+    assert not (tmp_path / "x.csv.zip").exists() and not list(tmp_path.glob(".x.csv.zip.tmp-*"))
+    assert main(predict) == 0

@@ -8,13 +8,12 @@ before blocks hold, and what their readers open); later ones are NAME.npy.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..writing import atomic_file, atomic_folder
 from .features import KINDS, FeatureSet, block_table, load_features
 from .identity import check_same
 
@@ -35,13 +34,6 @@ def _read_existing(target: Path) -> tuple[np.ndarray, dict] | None:
         return np.load(target / "ids.npy"), json.loads((target / "meta.json").read_text())
     except (OSError, ValueError):
         return None
-
-
-def _save_atomic(path: Path, save) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        save(handle)
-    os.replace(tmp, path)
 
 
 def write_blocks(folder: str | Path, split: str, ids, blocks: dict[str, tuple[np.ndarray, dict]], meta: dict) -> Path:
@@ -65,19 +57,16 @@ def write_blocks(folder: str | Path, split: str, ids, blocks: dict[str, tuple[np
         if others:
             raise DataError(f"{target}: holds {', '.join(others)} for another id list ({len(existing[0])} ids, now"
                             f" {len(ids)}; the DATA lists changed?); embed those blocks again too, or use another --out")
-    tmp = Path(folder) / f".{split}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / "ids.npy", ids)
-    table: dict = {}
-    for name, (array, info) in blocks.items():
-        table[name] = {**info, "file": _file_for(table, name, info["kind"]), "dim": int(array.shape[1])}
-        np.save(tmp / table[name]["file"], array)
-    (tmp / "meta.json").write_text(json.dumps(_top_meta(meta, table, len(ids)), indent=2))
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target
+    def fill(tmp: Path) -> None:
+        np.save(tmp / "ids.npy", ids)
+        table: dict = {}
+        for name, (array, info) in blocks.items():
+            table[name] = {**info, "file": _file_for(table, name, info["kind"]), "dim": int(array.shape[1])}
+            np.save(tmp / table[name]["file"], array)
+        (tmp / "meta.json").write_text(json.dumps(_top_meta(meta, table, len(ids)), indent=2))
+
+    needed = ids.nbytes + sum(array.nbytes for array, _ in blocks.values())
+    return atomic_folder(target, fill, f"the {split} features", needed)
 
 
 def _top_meta(meta: dict, table: dict, rows: int) -> dict:
@@ -90,11 +79,11 @@ def _add_blocks(target: Path, old: dict, blocks: dict, meta: dict) -> Path:
     new = {}
     for name, (array, info) in blocks.items():
         new[name] = {**info, "file": _file_for({**table, **new}, name, info["kind"]), "dim": int(array.shape[1])}
-        _save_atomic(target / new[name]["file"], lambda h, a=array: np.save(h, a))
+        atomic_file(target / new[name]["file"], lambda h, a=array: np.save(h, a), f"block {name}", array.nbytes)
     defaults = any(i["file"] in ("image.npy", "title.npy") for i in new.values())
     top = _top_meta(meta, {**new, **table}, old.get("rows", 0)) if defaults else old
     top = {**top, "rows": old.get("rows", top.get("rows")), "blocks": {**table, **new}}
-    _save_atomic(target / "meta.json", lambda h: h.write(json.dumps(top, indent=2).encode()))
+    atomic_file(target / "meta.json", lambda h: h.write(json.dumps(top, indent=2).encode()))
     return target
 
 

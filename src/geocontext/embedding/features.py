@@ -14,14 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import mmap
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..writing import atomic_folder
 
 _CHUNK = 65_536  # rows fused at a time: bounds the temporaries to a few hundred MB
 KINDS = ("image", "title")
@@ -122,19 +121,15 @@ def save_features(folder: str | Path, split: str, ids, image, title, meta: dict)
     image, title = np.asarray(image), np.asarray(title)
     if image.shape != (len(ids), image.shape[1]) or title.shape[0] != len(ids) or image.ndim != 2 or title.ndim != 2:
         raise ValueError(f"image {image.shape} and title {title.shape} must both have {len(ids)} rows")
-    target = Path(folder) / split
-    tmp = Path(folder) / f".{split}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / "ids.npy", ids)
-    np.save(tmp / "image.npy", image)
-    np.save(tmp / "title.npy", title)
     meta = {"dim": int(image.shape[1]), "normalized": False, **meta, "rows": len(ids)}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target
+
+    def fill(tmp: Path) -> None:
+        np.save(tmp / "ids.npy", ids)
+        np.save(tmp / "image.npy", image)
+        np.save(tmp / "title.npy", title)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+
+    return atomic_folder(Path(folder) / split, fill, f"the {split} features", ids.nbytes + image.nbytes + title.nbytes)
 
 
 # What meta.json of a folder made before blocks says about its one encoder's identity.

@@ -13,6 +13,7 @@ from ..decoding.metrics import scores
 from ..errors import DataError
 from ..training.config import TrainConfig
 from ..training.variant import Variant
+from ..writing import writing
 from .predict import check_encoders
 from .prepare import Prepared
 from .run_folder import RunFolder
@@ -37,8 +38,9 @@ def save_member(out: RunFolder, variant: Variant, holdout: np.ndarray, test: np.
                 members: Members) -> None:
     """Write a variant with its probabilities into the run, and record them for the decoding step."""
     member = out.member(variant.name)
-    variant.save(member.path)
-    member.write(holdout, test, report)
+    with writing(member.path, f"variant {variant.name}", partial=[member.path]):  # whole, or not there at all
+        variant.save(member.path)
+        member.write(holdout, test, report)
     members.add(variant.name, holdout, test, report)
 
 

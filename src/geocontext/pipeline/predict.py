@@ -1,9 +1,6 @@
 """`geocontext predict`: tag a FEATURES split with a finished run (no retraining)."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from ..console import say
 from ..data.readers import data_columns, find, read_test_ids
 from ..data.submission import check_target, write_submission

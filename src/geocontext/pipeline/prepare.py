@@ -17,6 +17,7 @@ from ..embedding.blocks import blocks_identity, check_splits_agree, feature_fold
 from ..embedding.features import FeatureSet, align
 from ..errors import DataError
 from ..hashing import content_digest
+from ..writing import atomic_file
 from .honest import stop_key, stop_rows
 from .run_folder import RunFolder
 
@@ -140,7 +141,7 @@ def prepare(data_dir, features_dir, out: str | Path, holdout_fraction: float = 0
     fit_rows = ~holdout & (labels.y.sum(axis=1) <= max_tags)
     folder = RunFolder(out)
     folder.path.mkdir(parents=True, exist_ok=True)
-    np.savez(folder.split_npz, holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction)
+    atomic_file(folder.split_npz, lambda h: np.savez(h, holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction))
     key = reuse_key(labels, holdout, fit_rows, test_ids, train, test)
     if len(train.features.blocks) > 2:  # more than the two default blocks: which ones, from which encoders
         key += blocks_identity(train.features)

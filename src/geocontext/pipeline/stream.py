@@ -16,6 +16,7 @@ from ..data.submission import check_probabilities
 from ..decoding.select import Choice
 from ..embedding.features import FeatureSet, align, release
 from ..training.variant import Variant
+from ..writing import writing
 from .prepare import Inputs, inputs_summary, missing_rows
 
 
@@ -70,30 +71,32 @@ def predict_chunks(variants: dict[str, Variant], choice: Choice, inputs: Inputs,
     if probs_file is not None and not str(probs_file).endswith(".npy"):
         probs_file = f"{probs_file}.npy"  # as np.save names it
     part_file = None if probs_file is None else Path(f"{probs_file}.part")  # complete or absent, never half
-    try:
-        for start in range(0, max(n, 1), chunk):
-            part = slice(start, start + chunk)
-            fused: dict = {}  # variants sharing a feature spec fuse each chunk once
-            probs = [variants[m].predict_proba(inputs.features, inputs.rows[part], inputs.location[part],
-                                               inputs.irish[part], fused) for m in choice.members]
-            del fused
-            if tags is None:
-                tags = np.empty((n, probs[0].shape[1]), dtype=np.uint8)
-                out = None if part_file is None else _npy_writer(part_file, (n, probs[0].shape[1]))
-            combined = choice.combine(probs)
-            check_probabilities(combined, inputs.ids[part], source)
-            tags[part] = choice.decode(probs)
+    needed = n * len(variants[choice.members[0]].columns) * 4
+    with writing(Path(probs_file or ".").parent, f"the probabilities {Path(probs_file or '').name}", needed):
+        try:
+            for start in range(0, max(n, 1), chunk):
+                part = slice(start, start + chunk)
+                fused: dict = {}  # variants sharing a feature spec fuse each chunk once
+                probs = [variants[m].predict_proba(inputs.features, inputs.rows[part], inputs.location[part],
+                                                   inputs.irish[part], fused) for m in choice.members]
+                del fused
+                if tags is None:
+                    tags = np.empty((n, probs[0].shape[1]), dtype=np.uint8)
+                    out = None if part_file is None else _npy_writer(part_file, (n, probs[0].shape[1]))
+                combined = choice.combine(probs)
+                check_probabilities(combined, inputs.ids[part], source)
+                tags[part] = choice.decode(probs)
+                if out is not None:
+                    out.write(np.ascontiguousarray(combined, dtype="<f4").tobytes())
+                release(inputs.features)
             if out is not None:
-                out.write(np.ascontiguousarray(combined, dtype="<f4").tobytes())
-            release(inputs.features)
-    except BaseException:
-        if out is not None:
-            out.close()
-            part_file.unlink(missing_ok=True)
-        raise
-    if out is not None:
-        out.close()
-        part_file.replace(probs_file)
+                out.close()  # flushes: a full disk may show only here
+                part_file.replace(probs_file)
+        except BaseException:
+            if out is not None:
+                out.close()
+                part_file.unlink(missing_ok=True)
+            raise
     return tags
 
 

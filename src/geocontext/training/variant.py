@@ -15,6 +15,7 @@ from torch import nn
 from ..embedding.features import FeatureSet, looks_normalised
 from ..embedding.identity import check_same
 from ..errors import DataError
+from ..writing import atomic_file
 from .heads import build_head, predict_proba
 from .inputs import FeatureSpec, Standardizer, fuse, located, location_columns
 from .location import FOURIER_DIM, LocationPriors
@@ -120,11 +121,11 @@ class Variant:
         state = {"head": self.head.state_dict(), "scaler": self.scaler.state()}
         if self.priors is not None:
             state["priors"] = self.priors.state()
-        torch.save(state, folder / MODEL_FILE)
+        atomic_file(folder / MODEL_FILE, lambda h: torch.save(state, h))
         spec = {"name": self.name, "features": self.features.to_dict(), "head": self.head_kind,
                 "hidden": self.hidden, "dropout": self.dropout, "in_dim": self.in_dim,
                 "columns": list(self.columns), **self.info}
-        (folder / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+        atomic_file(folder / SPEC_FILE, lambda h: h.write(json.dumps(spec, indent=2).encode()))
         return folder
 
     @staticmethod
