@@ -11,6 +11,7 @@ import argparse
 import shlex
 import sys
 
+from . import threads
 from .embedding import verbs as embedding_verbs
 from .errors import DataError, SubmissionError
 from .kaggle import verbs as kaggle_verbs
@@ -33,6 +34,8 @@ VERBS = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geocontext", description="Tag Geograph landscape photos with the"
                                      " competition's 49 context tags. `geocontext VERB --help` explains each verb.")
+    parser.add_argument("--threads", type=int, help=f"CPU threads for torch (default: ${threads.ENV}, else the cores"
+                        " this process may use: its CPU affinity, capped by its container's CPU quota)")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for package in VERBS:
         package.add_parser(sub)
@@ -48,6 +51,7 @@ def verbs() -> tuple[str, ...]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        threads.configure(args.threads)
         return args.func(args)
     except (DataError, SubmissionError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
