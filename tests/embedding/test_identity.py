@@ -108,8 +108,10 @@ def test_train_and_test_from_other_weights_stop_check_and_run(data_dir, tiny_wei
     config, files = tiny_weights
     feats = tmp_path / "features"
     assert _embed(data_dir, feats, config, files["a"], "train") == 0
-    assert _embed(data_dir, feats, config, files["b"], "test") == 0
     capsys.readouterr()
+    assert _embed(data_dir, feats, config, files["b"], "test") == 0  # said at once, refused where they meet
+    assert re.search(r"warning: .*features/train: image@gc-tiny and the image@gc-tiny embedded now come from different"
+                     r" encoders \(weights_sha256 \w{12} vs \w{12}\); embed train with this encoder too", capsys.readouterr().out)
     assert main(["check", "--data", str(data_dir), "--features", str(feats), "--accept-missing"]) == 2
     err = capsys.readouterr().err
     assert re.search(r"error: a run would stop: .*features/train: image@gc-tiny and .*features/test: image@gc-tiny"
