@@ -86,6 +86,11 @@ def test_the_encoder_records_its_whole_identity(tiny_weights, monkeypatch):
     monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda m, t: {"file": str(files["a"])} if t == "tag" else real(m, t))
     tagged = load_encoder(EncoderConfig(model=config, pretrained="tag", precision="fp32")).identity()
     assert check_same(a, tagged, "file", "tag", "") == []
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda m, t: {"file": str(files["a"]), "mean": (0.5, 0.5, 0.5),
+                                                                       "std": (0.5, 0.5, 0.5)} if t == "tag" else real(m, t))
+    normalised = load_encoder(EncoderConfig(model=config, pretrained="tag", precision="fp32")).identity()
+    with pytest.raises(DataError, match=r"come from different encoders \(preprocess "):  # same weights, other photos
+        check_same(a, normalised, "file", "tag", "")
     other = load_encoder(EncoderConfig(model=config, pretrained=str(files["b"]), precision="fp32")).identity()
     assert other["weights_sha256"] != a["weights_sha256"]
 

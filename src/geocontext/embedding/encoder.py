@@ -127,9 +127,7 @@ class Encoder:
         """What fixes the numbers: chunks made with another identity cannot be mixed with these."""
         tokenizer = {"tokenizer": self.config.tokenizer} if self.config.tokenizer else {}
         digest = {"weights_sha256": self.weights.sha256} if self.weights.sha256 else {}
-        cfg = getattr(self.model.visual, "preprocess_cfg", None) or {}
-        preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()
-                      if k in ("mean", "std", "interpolation", "resize_mode")}
+        preprocess = _preprocess_identity(self.preprocess)
         return {"model": self.model_name, "weights": self.weights.identity, **digest, "quick_gelu": self.quick_gelu,
                 "dim": self.dim, "context_length": self.context_length, "image_size": self.image_size,
                 **({"preprocess": preprocess} if preprocess else {}), **tokenizer, "precision": self.precision}
@@ -187,6 +185,20 @@ class Encoder:
             else:
                 out = self.model.encode_text(tokens)
         return out.float().cpu().numpy()
+
+
+def _preprocess_identity(preprocess) -> dict:
+    """What the photo transform does, read from the transform itself (a pretrained tag may bring its own
+    normalisation): its steps, the normalisation's mean and std, the resizing's interpolation."""
+    steps = list(getattr(preprocess, "transforms", []))
+    out: dict = {"steps": [type(t).__name__ for t in steps]} if steps else {}
+    for step in steps:
+        if hasattr(step, "mean") and hasattr(step, "std"):
+            out["mean"] = [round(float(x), 6) for x in step.mean]
+            out["std"] = [round(float(x), 6) for x in step.std]
+        if hasattr(step, "interpolation"):
+            out["interpolation"] = str(getattr(step.interpolation, "value", step.interpolation))
+    return out
 
 
 def _embed_dim(model, name: str) -> int:
