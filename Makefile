@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 KERNELS_OUT ?= build/kernels
 export PYTHONPATH := $(CURDIR)/src
 
-.PHONY: setup demo test bench clean help kernels push dataset submit
+.PHONY: setup demo test bench clean help kernels push dataset submit layout
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,8 +22,15 @@ $(STAMP): requirements.txt pyproject.toml
 demo: setup  ## build the synthetic demo competition, run the kit on it, print its score
 	$(PY) -m geocontext demo --work work/demo
 
-test: setup  ## run the test suite
-	$(PY) -m pytest
+# As root, without chromium and chromedriver, the report test installs Debian's chromium and chromium-driver
+# system-wide with apt-get (tests/pipeline/reports/browser.py); NO_APT=1 skips that install, and that test.
+test: setup  ## run the test suite (as root, apt-get installs chromium + chromium-driver for the report test; NO_APT=1: not)
+	@if [ -z "$(NO_APT)" ] && [ "$$(id -u)" = 0 ] && ! command -v chromedriver >/dev/null; then \
+	  echo "note: the report test will apt-get install chromium and chromium-driver system-wide (make test NO_APT=1 skips it)"; fi
+	GEOCONTEXT_NO_APT=$(NO_APT) $(PY) -m pytest
+
+layout:  ## check the package layout: no import cycle, no module over 400 lines (tools/layout_check.py)
+	$(PYTHON) tools/layout_check.py src/geocontext
 
 # The Kaggle verbs need the kit's Python, not a fresh install: they set up .venv/ only when it is missing.
 # Their arguments (KERNEL, FILE, MSG, DATA, FEATURES, KAGGLE_USERNAME) reach the recipes as environment

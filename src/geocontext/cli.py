@@ -11,6 +11,7 @@ import argparse
 import shlex
 import sys
 
+from . import threads
 from .embedding import verbs as embedding_verbs
 from .errors import DataError, SubmissionError
 from .kaggle import verbs as kaggle_verbs
@@ -18,6 +19,7 @@ from .labeller import verbs as labeller_verbs
 from .pipeline import verbs as pipeline_verbs
 from .synthetic import verbs as synthetic_verbs
 from .typetags import verbs as typetags_verbs
+from .writing import full_reason
 
 VERBS = (
     embedding_verbs,  # embed (+ embed merge)
@@ -32,6 +34,8 @@ VERBS = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geocontext", description="Tag Geograph landscape photos with the"
                                      " competition's 49 context tags. `geocontext VERB --help` explains each verb.")
+    parser.add_argument("--threads", type=int, help=f"CPU threads for torch (default: ${threads.ENV}, else the cores"
+                        " this process may use: its CPU affinity, capped by its container's CPU quota)")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for package in VERBS:
         package.add_parser(sub)
@@ -47,9 +51,17 @@ def verbs() -> tuple[str, ...]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        threads.configure(args.threads)
         return args.func(args)
     except (DataError, SubmissionError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a full disk where no writer said it first (writing.writing): still one line
+        reason = full_reason(exc)
+        if reason is None:
+            raise
+        print(f"error: {getattr(exc, 'filename', None) or 'an output'}: {reason}; free some space, then run the"
+              " same command again", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

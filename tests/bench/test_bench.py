@@ -39,3 +39,17 @@ def test_encoder_benchmark_reports_rates_and_a_stated_estimate(tmp_path):
     assert row["kaggle_t4_hours_estimate"] > 0 and row["bound"] in ("GPU compute", "JPEG decoding")
     text = markdown(result)
     assert "ESTIMATE" in text and "790k photos (estimate)" in text
+
+
+def test_contention_benchmark_runs_the_same_run_alone_and_beside_a_busy_process(tmp_path, capsys):
+    from geocontext.bench.contention import main as contention
+
+    config = tmp_path / "quick.json"  # a linear head and one decoder: the benchmark's machinery, quickly
+    config.write_text(json.dumps({"variants": [{"name": "linear", "features": {}, "train": {"head": "linear", "epochs": 3}}],
+                                  "refit": False, "decode": {"decoders": ["0.5"], "ensemble": False}}))
+    assert contention(["--cache", str(tmp_path), "--repeats", "1", "--train", "160", "--no-spin", "--config",
+                       str(config)]) == 0
+    results = json.loads((tmp_path / "contention.json").read_text())
+    assert results["kit alone"]["wall_s"] > 0 and results["kit busy"]["linear_s"] > 0
+    assert results["kit slowdown"]["wall_s"] > 0 and "load_before" in results
+    assert "x slower beside one busy process" in capsys.readouterr().out

@@ -89,6 +89,23 @@ def test_metadata_skips_and_counts_malformed_lines(tmp_path):
     assert meta.bad_ids == 1 and meta.not_found == 1
 
 
+def test_metadata_extra_is_cp1252_and_undecodable_bytes_are_counted_by_line(tmp_path):
+    """Issue 25: metadata-extra.csv's en dashes and curly quotes (cp1252 0x80-0x9f) were read as latin-1
+    control characters; a cp1252 byte in the UTF-8 metadata.csv became U+FFFD without a word."""
+    (tmp_path / "metadata.csv").write_bytes(b"gridimage_id,title,grid_reference\n1,River Tamar,SX4356\n"
+                                            b"2,Caf\xe9 by the quay,SX1234\n3,Ok \xc3\xa9t\xc3\xa9,SX1\n")
+    (tmp_path / "metadata-extra.csv").write_bytes(b"gridimage_id,title,grid_reference\n"
+                                                  b"5,\x93Old\x94 bridge \x96 east,O1534\n6,Odd \x81 byte,O1\n")
+    meta = data.read_metadata(tmp_path, np.array([1, 2, 3, 5, 6]))
+    assert meta.title.tolist() == ["River Tamar", "Caf\ufffd by the quay", "Ok été", "\u201cOld\u201d bridge \u2013 east",
+                                   "Odd \ufffd byte"]
+    assert meta.undecodable_lines == ("metadata.csv:3 (id 2)", "metadata-extra.csv:3 (id 6)")
+    assert any(w.startswith("2 metadata line(s) hold bytes that are not text in their file's encoding") and
+               "metadata.csv:3 (id 2), metadata-extra.csv:3 (id 6)" in w for w in meta.warnings), meta.warnings
+    streamed = [part for part in data.iter_metadata(tmp_path, chunk_bytes=40)]  # the streamed reader says the same
+    assert [line for part in streamed for line in part[3]] == list(meta.undecodable_lines)
+
+
 def test_metadata_absent_means_everything_unknown(tmp_path):
     meta = data.read_metadata(tmp_path, np.array([1, 2]))
     assert meta.not_found == 2 and meta.title.tolist() == ["", ""]

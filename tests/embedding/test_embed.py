@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -339,3 +340,50 @@ def test_benchmark_runs_and_reports_agreement(tiny):
     agree = result["agreement_with_naive_fp32"]["fp32"]
     assert agree["image_min_cosine"] > 0.9999 and agree["title_min_cosine"] > 0.9999
     assert "| naive loop, fp32" in markdown(result)
+
+
+def test_a_full_disk_stops_embed_in_one_line_and_the_rerun_resumes_and_cleans_up(data_dir, tiny, tmp_path,
+                                                                                   monkeypatch, capsys):
+    """Issue 25: ENOSPC during `embed` was a traceback and left a hidden .test.tmp-<pid>/ behind."""
+    import errno
+
+    out = tmp_path / "features"
+    argv = ["embed", "--data", str(data_dir), "--out", str(out), "--split", "test", "--model", tiny, "--random-weights",
+            "--workers", "0", "--accept-missing", "--chunk-size", "4"]
+
+    def full_after_some(real):
+        def write(file, *args, **kwargs):
+            if hasattr(file, "write"):
+                file.write(b"\x93NUMPY partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write
+
+    real_savez, calls = np.savez, []
+
+    def savez_then_full(*args, **kwargs):
+        calls.append(1)
+        return (real_savez if len(calls) == 1 else full_after_some(real_savez))(*args, **kwargs)
+
+    with monkeypatch.context() as m:  # the second chunk finds the disk full
+        m.setattr(np, "savez", savez_then_full)
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"error: {re.escape(str(out / 'chunks' / 'test'))}: no space left on the disk while writing"
+                     r" chunk 1 \([\d.]+ \w+ free there, about [\d.]+ \w+ needed\)", err), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in (out / "chunks" / "test").iterdir()) == ["chunk-00000.npz", "manifest.json"]
+
+    with monkeypatch.context() as m:  # the chunks are done; merging them finds the disk full
+        m.setattr(np, "save", full_after_some(np.save))
+        assert main(argv) == 2
+    said = capsys.readouterr()
+    err = said.err
+    assert "1 of 2 chunks already done" in said.out  # resumed after the first full disk
+    assert re.search(rf"error: {re.escape(str(out))}: no space left on the disk while writing the test features"
+                     r" \(.* free there, about [\d.]+ \w+ needed\)", err), err
+    assert not list(out.glob(".test.tmp-*")) and not (out / "test").exists()
+    (out / ".test.tmp-999999999").mkdir()  # and one left by a run killed outright (no such process now)
+    assert main(argv) == 0
+    assert "2 of 2 chunks already done" in capsys.readouterr().out  # resumed: only the merge was left
+    assert sorted(p.name for p in out.iterdir()) == ["chunks", "test"]  # nothing partial left
+    assert len(load_features(out, "test")) == 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -21,16 +22,17 @@ FAST = ["--retry-base", "0.01", "--retry-cap", "0.05", "--timeout", "5", "--uniq
 
 
 @pytest.fixture(scope="module")
-def setup(demo_data, demo_features, tmp_path_factory):
-    """A run trained on the 32-d demo features, the tiny model's test features, and predict's answer."""
+def setup(demo_data, tmp_path_factory):
+    """A run trained on the tiny model's 32-d features of the demo photos, and predict's answer. (The
+    worker's encoder must be the one the run's features came from: another is refused, test below.)"""
     work = tmp_path_factory.mktemp("label-context")
     tiny = work / "gc-tiny.json"
     tiny.write_text(json.dumps(TINY))
     run_dir = work / "run"
-    run(demo_data, demo_features, run_dir, small_config())
     encoder = ["--model", str(tiny), "--random-weights", "--seed", "4", "--device", "cpu", "--precision", "fp32"]
-    assert main(["embed", "--data", str(demo_data), "--out", str(work / "features"), "--split", "test",
-                 "--workers", "0", "--accept-missing", *encoder]) == 0
+    assert main(["embed", "--data", str(demo_data), "--out", str(work / "features"), "--workers", "0",
+                 "--accept-missing", *encoder]) == 0
+    run(demo_data, work / "features", run_dir, small_config(), accept_missing=True)
     assert main(["predict", "--run", str(run_dir), "--data", str(demo_data), "--features", str(work / "features"),
                  "--out", str(work / "sub.csv.zip"), "--probs", str(work / "probs.npy"), "--accept-missing"]) == 0
     return run_dir, encoder, work
@@ -125,3 +127,16 @@ def test_without_grid_references_the_location_is_unknown_as_in_predict(setup, de
     assert np.abs(scores - probs[[row_of[int(i)] for i in ids]]).max() < 0.05
     sizes = {len(base64.b64decode(r["embeddings"])) for r in vectors}
     assert sizes == {32 * 4}
+
+
+def test_a_worker_with_other_weights_than_the_runs_features_is_refused(setup, capsys):
+    """Issue 25: the run's heads read features column by column; another encoder's would give noise."""
+    run_dir, encoder, _ = setup
+    other = [a if a != "4" else "5" for a in encoder]  # --seed 5: other random weights, same model and width
+    with QueueStandIn([{"rows": []}]) as queue:
+        capsys.readouterr()
+        assert label(queue, run_dir, other) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"run: variant '[\w-]+' \(trained on image\) and image@gc-tiny come from different encoders"
+                     r" \(weights random:4 vs random:5\)", err), err
+    assert err.count("\n") == 1 and not queue.posts

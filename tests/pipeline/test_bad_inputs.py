@@ -3,6 +3,7 @@
 Where the kit accepts an input, its result equals the clean input's."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -150,6 +151,28 @@ def nothing(data: Path, feats: Path, tmp: Path):
     pass
 
 
+def features_from_other_weights(data: Path, feats: Path, tmp: Path):
+    """FEATURES/test embedded with other weights of the same model and width (as its meta.json says)."""
+    path = feats / "test" / "meta.json"
+    meta = json.loads(path.read_text())
+    meta["identity"] = {**meta["identity"], "weights": "synthetic:seed4"}
+    path.write_text(json.dumps(meta))
+
+
+def header_only(name: str):
+    def write(data: Path, feats: Path, tmp: Path):
+        path = data / name
+        path.write_text(path.read_text().splitlines()[0] + "\n")
+    return write
+
+
+def submission_ids_as_floats(data: Path, feats: Path, tmp: Path):
+    with zipfile.ZipFile(tmp / "out" / "submission.csv.zip") as z:
+        frame = pd.read_csv(z.open("submission.csv"))
+    frame["gridimage_id"] = frame["gridimage_id"].astype(float)  # 6527871.0, as a spreadsheet writes it
+    frame.to_csv(tmp / "sub.csv", index=False)
+
+
 @dataclass
 class Case:
     name: str
@@ -181,7 +204,8 @@ CASES = [
     Case("predict with a run on other columns", other_columns_contract, predict_argv("x.csv.zip"),
          r"trained on other tag columns than .*unexpected \['tag950'\]"),
     Case("variants []", config_file('{"variants": []}'), run_argv("--config", "CONFIG"), r"bad\.json: .*variants: at least one"),
-    Case("epochs 0", config_file('{"variants": {"x": {"train": {"epochs": 0}}}}'), run_argv("--config", "CONFIG"),
+    Case("epochs 0", config_file('{"variants": {"x": {"from": "linear-img-txt-loc-pri-rff", "train": {"epochs": 0}}}}'),
+         run_argv("--config", "CONFIG"),
          r"bad\.json: .*variants\.x\.train: train\.epochs must be a whole number >= 1, got 0"),
     Case("decode folds", config_file('{"decode": {"folds": 1}}'), run_argv("--config", "CONFIG"),
          r"bad\.json: .*decode\.folds must be a whole number >= 2, got 1"),
@@ -203,6 +227,26 @@ CASES = [
     Case("submission with 48 columns", submission_with("48 columns"),
          lambda d, f, o, t: ["submit", "--file", str(t / "sub.csv"), "--message", "m", "--data", str(d), "--dry-run"],
          r"sub\.csv: columns wrong \(missing \['tag950'\]"),
+    Case("misspelt variant name", config_file('{"variants": {"mlp-img-txt-loc-pri-rf": {"train": {"lr": 0.001}}}}'),
+         run_argv("--config", "CONFIG"), r"bad\.json: .*variants\.mlp-img-txt-loc-pri-rf: no variant of that name"
+         r" \(did you mean 'mlp-img-txt-loc-pri-rff'\?\); to add a new variant, give \"from\""),
+    Case("test features from other weights", features_from_other_weights, run_argv(),
+         r"features/train: image and .*features/test: image come from different encoders"
+         r" \(weights synthetic:seed3 vs synthetic:seed4\); embed both splits with one encoder"),
+    Case("check sees other weights", features_from_other_weights,
+         lambda d, f, o, t: ["check", "--data", str(d), "--features", str(f), "--accept-missing"],
+         r"a run would stop: .*features/train: image and .*features/test: image come from different encoders"),
+    Case("predict on features from other weights", features_from_other_weights, predict_argv("x.csv.zip"),
+         r"out: variant 'lin' \(trained on image\) and .*features/test: image come from different encoders"
+         r" \(weights synthetic:seed3 vs synthetic:seed4\)"),
+    Case("header-only train.csv", header_only("train.csv"), run_argv(),
+         r"train\.csv: no photos, only the header line; a run needs labelled photos"),
+    Case("check: header-only train.csv", header_only("train.csv"),
+         lambda d, f, o, t: ["check", "--data", str(d), "--accept-missing"], r"train\.csv: no photos, only the header"),
+    Case("header-only test.csv", header_only("test.csv"), run_argv(), r"test\.csv: no photos, only the header line"),
+    Case("submission ids written as 6527871.0", submission_ids_as_floats,
+         lambda d, f, o, t: ["submit", "--file", str(t / "sub.csv"), "--message", "m", "--data", str(d), "--dry-run"],
+         r"sub\.csv, row 1: gridimage_id '\d+\.0' is not written as an integer"),
     Case("embed --batch-size 0", nothing,
          lambda d, f, o, t: ["embed", "--data", str(d), "--out", str(t / "emb"), "--random-weights", "--batch-size", "0"],
          r"--batch-size must be a whole number >= 1, got 0"),
@@ -452,3 +496,61 @@ def test_validate_refuses_bool_and_float_cells_in_memory(cell):
     frame["tag1"] = [cell, type(cell)(0)]
     with pytest.raises(SubmissionError, match=r"gridimage_id 3 has tag1=(True|1\.0); values must be the integers 0 or 1"):
         validate(frame, ids, ("tag1", "tag2"))
+
+
+def _full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+class _FullFile:
+    """A stream that takes a few bytes, then finds the disk full."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def write(self, data):
+        self.inner.write(data[:16])
+        _full()
+
+    def close(self):
+        self.inner.close()
+
+
+def test_a_full_disk_stops_run_and_predict_in_one_line_and_leaves_nothing_partial(clean, tmp_path, monkeypatch,
+                                                                                   capsys):
+    """Issue 25, item 5, for `run` and `predict` (simulated: the writes raise ENOSPC)."""
+    import torch
+
+    from geocontext.data import submission
+    from geocontext.pipeline import stream
+
+    data, feats, _, config = clean
+    out = tmp_path / "out"
+    run = ["run", "--data", str(data), "--features", str(feats), "--out", str(out), "--config", str(config)]
+    with monkeypatch.context() as m:
+        m.setattr(torch, "save", _full)  # the variant's model.pt
+        assert main(run) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"^error: {re.escape(str(out / 'variants' / 'lin'))}: no space left on the disk while writing"
+                     r" model\.pt \([\d.]+ \w+ free there\); free some space", err), err
+    assert err.count("\n") == 1 and not (out / "variants" / "lin").exists() and not list(out.rglob(".*.tmp-*"))
+    assert main(run) == 0  # the rerun finishes
+
+    predict = ["predict", "--run", str(out), "--data", str(data), "--features", str(feats), "--out",
+               str(tmp_path / "x.csv.zip"), "--probs", str(tmp_path / "p.npy")]
+    with monkeypatch.context() as m:
+        m.setattr(stream, "_npy_writer", lambda path, shape: _FullFile(open(path, "wb")))
+        assert main(predict) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"^error: {re.escape(str(tmp_path))}: no space left on the disk while writing the probabilities"
+                     r" p\.npy \(.* free there, about 11\.8 KB needed\)", err), err
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("p.npy", "x.csv", ".p.npy", ".x.csv"))]
+
+    real_member = submission._member
+    with monkeypatch.context() as m:
+        m.setattr(submission, "_member", lambda *args: _FullFile(real_member(*args)))
+        assert main(predict) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"^error: {re.escape(str(tmp_path))}: no space left on the disk while writing the submission", err)
+    assert not (tmp_path / "x.csv.zip").exists() and not list(tmp_path.glob(".x.csv.zip.tmp-*"))
+    assert main(predict) == 0

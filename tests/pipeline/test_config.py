@@ -73,3 +73,39 @@ def test_an_unknown_field_is_named_with_the_accepted_ones(tmp_path, text, field,
         RunConfig.from_file(path)
     message = str(err.value)
     assert f"unknown field {field!r}" in message and "accepted:" in message and accepted in message.split("accepted:")[1]
+
+
+def test_a_misspelt_variant_name_is_an_error_naming_the_close_one(tmp_path):
+    """Issue 25: a typo in a name silently added a linear variant of plain defaults, which then won."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"variants": {"mlp-img-txt-loc-pri-rf": {"train": {"lr": 0.001}}}}))
+    with pytest.raises(ValueError, match=r"variants\.mlp-img-txt-loc-pri-rf: no variant of that name \(did you mean"
+                                         r" 'mlp-img-txt-loc-pri-rff'\?\); to add a new variant, give \"from\""):
+        RunConfig.from_file(path)
+    path.write_text(json.dumps({"variants": {"zzz": {"train": {"lr": 0.001}}}}))  # nothing close: the names
+    with pytest.raises(ValueError, match=r"no variant of that name \(variants: linear-img-txt-loc-pri-rff,"):
+        RunConfig.from_file(path)
+
+
+def test_a_new_variant_declared_with_from_copies_that_variant(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"variants": {"mlp-slow": {"from": "mlp-img-txt-loc-pri-rff", "train": {"lr": 0.0003}}}}))
+    config = RunConfig.from_file(path)
+    defaults = default_variants()
+    assert [v.name for v in config.variants] == [v.name for v in defaults] + ["mlp-slow"]
+    new = config.variants[-1]
+    assert new.train.lr == 0.0003 and new.train.head == "mlp" and new.train.hidden == defaults[1].train.hidden
+    assert new.features == defaults[1].features and config.variants[1] == defaults[1]
+
+
+@pytest.mark.parametrize("variants, says", [
+    ({"x": {"from": "mlp-img-txt-loc-pri-rf"}}, r"variants\.x: from 'mlp-img-txt-loc-pri-rf': no such variant \(did you"
+                                                r" mean 'mlp-img-txt-loc-pri-rff'\?\)"),
+    ({"mlp-img-txt-loc-pri-rff": {"from": "linear-img-txt-loc-pri-rff"}}, r"'from' declares a new variant"),
+    ({"x": {"features": {"modalities": ["image"]}}}, r"variants\.x: no variant of that name"),  # train not given
+])
+def test_from_must_name_a_variant_and_declare_a_new_one(tmp_path, variants, says):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"variants": variants}))
+    with pytest.raises(ValueError, match=says):
+        RunConfig.from_file(path)

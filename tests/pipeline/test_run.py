@@ -182,3 +182,6 @@ def test_leaderboard_ranks_candidates(finished, capsys):
     table = capsys.readouterr().out
     assert f"{report['final']['selection_exact_match']:.4f}" in table and "*" in table
     assert main(["leaderboard", str(out.parent / "nowhere")]) == 2
+    assert main(["leaderboard", "--run", str(out), "--final"]) == 0  # --run, as the other verbs name a run
+    assert capsys.readouterr().out == table
+    assert main(["leaderboard"]) == 2

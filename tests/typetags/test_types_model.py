@@ -78,6 +78,24 @@ def test_bad_checkpoints_are_named(tmp_path):
         load_checkpoint(tmp_path / "five.pth")
 
 
+def test_a_checkpoint_with_other_classes_is_refused(tmp_path, capsys):
+    """Issue 25: a checkpoint with an eighth class was accepted and tagged every photo with it."""
+    from geocontext.cli import main
+
+    eight = (*CLASSES, "Panorama")
+    path = save_checkpoint(tmp_path / "eight.pth", TypeClassifier(n_classes=8), classes=eight)
+    with pytest.raises(DataError, match=r"eight\.pth: classes \[.*'Panorama'\] are not Geograph's 7 type classes"
+                                        r" .*\(unexpected \['Panorama'\], missing \[\]\)"):
+        load_checkpoint(path)
+    (tmp_path / "rows.jsonl").write_text("")
+    assert main(["types", "predict", "--model", str(path), "--data", str(tmp_path / "rows.jsonl"),
+                 "--out", str(tmp_path / "p.jsonl")]) == 2
+    assert "eight.pth: classes" in capsys.readouterr().err and not (tmp_path / "p.jsonl").exists()
+    renamed = (*CLASSES[:-1], "Drone")  # seven, one of them not a type
+    with pytest.raises(DataError, match=r"unexpected \['Drone'\], missing \['From Drone'\]"):
+        load_checkpoint(save_checkpoint(tmp_path / "renamed.pth", TypeClassifier(), classes=renamed))
+
+
 def test_predict_proba_checks_its_inputs():
     model = TypeClassifier()
     with pytest.raises(ValueError, match="N x 512"):

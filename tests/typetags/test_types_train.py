@@ -143,3 +143,53 @@ def test_evaluate_a_published_checkpoint(trained, tmp_path):
     data, _, _ = trained
     report = evaluate_file(path, data.path, "tes", tmp_path)  # generated data: the scores mean nothing here
     assert report["thresholds"] == [0.5] * 7 and report["rows"] > 150
+
+
+def test_a_full_disk_stops_types_in_one_line_and_leaves_nothing_partial(trained, tmp_path, monkeypatch, capsys):
+    """Issue 25, item 5, for `types train` and `types predict` (simulated: the writes raise ENOSPC)."""
+    import errno
+    import re
+
+    import torch
+
+    from geocontext.typetags import predict as predict_module
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    data, run, _ = trained
+    small = write_dataset(tmp_path / "small.jsonl", n=300, seed=4)
+    with monkeypatch.context() as m:
+        m.setattr(torch, "save", full)
+        assert main(["types", "train", "--data", str(small.path), "--out", str(tmp_path / "run"), "--epochs", "1",
+                     "--tune-trials", "0"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"^error: {re.escape(str(tmp_path / 'run'))}: no space left on the disk while writing the"
+                     r" checkpoint \(.* free there\)", err) and err.count("\n") == 1, err
+    assert not list((tmp_path / "run").glob("*model.pth*"))
+
+    class FullText:
+        def __init__(self, path, *args, **kwargs):
+            self.handle = open(path, *args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, text):
+            self.handle.write(text[:10])
+            full()
+
+        def close(self):
+            self.handle.close()
+
+    out = tmp_path / "preds.jsonl"
+    with monkeypatch.context() as m:
+        m.setattr(predict_module, "open", FullText, raising=False)
+        assert main(["types", "predict", "--checkpoint", str(run / "model.pth"), "--data", str(data.path),
+                     "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"^error: {re.escape(str(tmp_path))}: no space left on the disk while writing preds\.jsonl", err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "small.jsonl"]  # no preds.jsonl(.part)

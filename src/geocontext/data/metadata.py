@@ -6,10 +6,12 @@ titles hold no line breaks, so each physical line here is one record. Quotes and
 line on the raw bytes (numpy, no per-line Python); lines without quotes and with the header's number of
 fields, and lines with balanced quotes, go to pandas' C parser in one pass each; the few lines with an
 odd number of quotes are parsed one by one. A line that does not parse into the header's fields is
-reported by its physical line number and id.
+reported by its physical line number and id. Bytes that are not text in the file's encoding (a cp1252
+byte in the UTF-8 metadata.csv) become U+FFFD, and their lines are reported by number and id too.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -53,6 +55,26 @@ class _Lines:
     def text(self, i: int, encoding: str) -> str:
         return self.buf[self.starts[i]:self.ends[i]].tobytes().decode(encoding, errors="replace").rstrip("\r")
 
+    def undecodable(self, encoding: str) -> list[int]:
+        """Indices of the lines holding bytes that are not text in `encoding`. The whole buffer is tried
+        first, in blocks (one C pass, bounded memory); only when that fails are the lines with a byte
+        over 0x7f tried one by one."""
+        decoder = codecs.getincrementaldecoder(encoding)("strict")
+        try:
+            for start in range(0, len(self.buf), 1 << 24):
+                decoder.decode(self.buf[start:start + (1 << 24)].tobytes(), final=start + (1 << 24) >= len(self.buf))
+            return []
+        except UnicodeDecodeError:
+            pass
+        high = np.unique(np.searchsorted(self.starts, np.flatnonzero(self.buf >= 0x80), side="right") - 1)
+        bad = []
+        for i in high.tolist():
+            try:
+                self.buf[self.starts[i]:self.ends[i]].tobytes().decode(encoding)
+            except UnicodeDecodeError:
+                bad.append(i)
+        return bad
+
     def join(self, selected: np.ndarray) -> bytes:
         """The bytes of the selected lines, each ending in a newline."""
         sizes = np.diff(np.append(self.starts, len(self.buf)))
@@ -86,10 +108,11 @@ def _parse_each(lines: _Lines, index: np.ndarray, width: int, encoding: str) -> 
 
 
 def parse_metadata(raw: bytes, encoding: str, name: str,
-                   line_offset: int = 0) -> tuple[pd.DataFrame, list[str], list[str]]:
+                   line_offset: int = 0) -> tuple[pd.DataFrame, list[str], list[str], list[str]]:
     """(gridimage_id, title, grid_reference) rows of one metadata file; malformed lines as "file:line (id N)";
-    lines whose id is not a number as "file:line". Titles of only spaces become ''. `line_offset` is
-    added to the line numbers reported (for a part of a file read on its own)."""
+    lines whose id is not a number as "file:line"; lines with bytes that are not `encoding` text (read
+    as U+FFFD) as "file:line (id N)". Titles of only spaces become ''. `line_offset` is added to the
+    line numbers reported (for a part of a file read on its own)."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     lines = _Lines(raw)
@@ -126,10 +149,8 @@ def parse_metadata(raw: bytes, encoding: str, name: str,
         parts.append(pd.DataFrame([f for _, f in records], columns=header, dtype=str)
                      .assign(_line=[i for i, _ in records]))
     frame = pd.concat(parts, ignore_index=True).sort_values("_line", kind="stable")
-    malformed = []
-    for i in sorted(int(b) for b in bad):
-        found = _LEADING_ID.match(lines.text(i, encoding))
-        malformed.append(f"{name}:{i + 1 + line_offset}" + (f" (id {found.group(1)})" if found else ""))
+    malformed = [_where(lines, i, encoding, name, line_offset) for i in sorted(int(b) for b in bad)]
+    undecodable = [_where(lines, i, encoding, name, line_offset) for i in lines.undecodable(encoding)]
     ids = pd.to_numeric(frame[ID], errors="coerce")
     ok = ids.notna().to_numpy() & (ids.to_numpy(dtype=float, na_value=np.nan) % 1 == 0)
     bad_ids = [f"{name}:{n + 1 + line_offset}" for n in frame["_line"].to_numpy()[~ok].tolist()]
@@ -138,4 +159,11 @@ def parse_metadata(raw: bytes, encoding: str, name: str,
     title = title.where(~title.str.isspace().astype(bool), "")  # only spaces: no title
     out = pd.DataFrame({ID: ids[ok].astype(np.int64).to_numpy(), "title": title.to_numpy(dtype=object),
                         "grid_reference": frame["grid_reference"].fillna("").to_numpy(dtype=object)})
-    return out, malformed, bad_ids
+    return out, malformed, bad_ids, undecodable
+
+
+def _where(lines: _Lines, i: int, encoding: str, name: str, line_offset: int) -> str:
+    """A line in messages: "file:line (id N)", the id when the line starts with one."""
+    found = _LEADING_ID.match(lines.text(i, encoding))
+    return f"{name}:{i + 1 + line_offset}" + (f" (id {found.group(1)})" if found else "")
+

@@ -45,6 +45,9 @@ class Metadata:
     bad_ids: int  # parsed lines whose gridimage_id is not a number
     not_found: int  # ids asked for that no metadata row describes
     warnings: tuple[str, ...] = ()
+    undecodable_lines: tuple[str, ...] = ()  # "file:line (id N)" of lines with bytes not in the file's encoding
+    found: np.ndarray | None = None  # bool per id: a metadata row describes it
+    unmatched: int = 0  # metadata rows (distinct ids) for none of the ids asked for
 
 
 def find(data_dir: str | Path, *names: str) -> Path | None:
@@ -189,6 +192,9 @@ def read_train_labels(data_dir: str | Path) -> Labels:
     With tags-top.csv in DATA its 49 columns are the contract: train.csv must have exactly those."""
     path = require(data_dir, "train.csv", "train.csv.zip")
     main = read_labels(path)
+    if not len(main):
+        raise DataError(f"{path}: no photos, only the header line; a run needs labelled photos (the competition's"
+                        " train.csv has one row per photo: gridimage_id and its 0/1 tag columns)")
     contract = tag_contract(data_dir)
     if contract is not None:
         check_columns(main.columns, contract, path)
@@ -217,16 +223,31 @@ def read_ids(path: str | Path) -> np.ndarray:
 
 
 def read_test_ids(data_dir: str | Path) -> np.ndarray:
-    return read_ids(require(data_dir, "test.csv", "test.csv.zip"))
+    path = require(data_dir, "test.csv", "test.csv.zip")
+    ids = read_ids(path)
+    if not len(ids):
+        raise DataError(f"{path}: no photos, only the header line; a submission needs the test photos' ids")
+    return ids
+
+
+# metadata-extra.csv comes from a Windows export: cp1252, where latin-1 would turn its en dashes and curly
+# quotes (bytes 0x80-0x9f) into control characters.
+METADATA_ENCODINGS = {"metadata": "utf-8", "metadata-extra": "cp1252"}
 
 
 def _metadata_sources(data_dir) -> list[tuple[Path, str]]:
-    sources = [(find(data_dir, "metadata.csv", "metadata.csv.zip"), "utf-8"),
-               (find(data_dir, "metadata-extra.csv", "metadata-extra.csv.zip"), "latin-1")]
+    sources = [(find(data_dir, f"{stem}.csv", f"{stem}.csv.zip"), encoding) for stem, encoding in METADATA_ENCODINGS.items()]
     return [(path, encoding) for path, encoding in sources if path is not None]
 
 
-def _read_metadata_file(path: Path, encoding: str) -> tuple[pd.DataFrame, list[str], list[str]]:
+def undecodable_warning(lines) -> str:
+    """The warning for metadata lines holding bytes that are not text in their file's encoding."""
+    encodings = ", ".join(f"{encoding} in {stem}.csv" for stem, encoding in METADATA_ENCODINGS.items())
+    return (f"{len(lines)} metadata line(s) hold bytes that are not text in their file's encoding ({encodings}),"
+            f" read as U+FFFD: {', '.join(lines[:5])}{' ...' if len(lines) > 5 else ''}")
+
+
+def _read_metadata_file(path: Path, encoding: str) -> tuple[pd.DataFrame, list[str], list[str], list[str]]:
     with open_csv(path) as handle:
         raw = handle.read()
     return parse_metadata(raw, encoding, path.name)
@@ -235,7 +256,8 @@ def _read_metadata_file(path: Path, encoding: str) -> tuple[pd.DataFrame, list[s
 def iter_metadata(data_dir: str | Path, chunk_bytes: int = 64 << 20):
     """metadata.csv[.zip] then metadata-extra.csv, about `chunk_bytes` of whole lines at a time, parsed
     as `read_metadata` parses them (line by line, malformed lines named by their line in the file):
-    yields (frame of gridimage_id, title, grid_reference; malformed lines; lines with a non-integer id).
+    yields (frame of gridimage_id, title, grid_reference; malformed lines; lines with a non-integer id;
+    lines with bytes that are not text in the file's encoding).
     Memory stays flat whatever the file's size."""
     for path, encoding in _metadata_sources(data_dir):
         with open_csv(path) as handle:
@@ -262,21 +284,22 @@ def iter_metadata(data_dir: str | Path, chunk_bytes: int = 64 << 20):
 
 
 def read_metadata(data_dir: str | Path, ids: np.ndarray) -> Metadata:
-    """Titles and grid references for `ids` from metadata.csv[.zip] (+ latin-1 metadata-extra.csv).
+    """Titles and grid references for `ids` from metadata.csv[.zip] (+ cp1252 metadata-extra.csv).
 
     Malformed lines are skipped and counted by line number and id, never fatal and never shifting data
-    between photos (see data.metadata)."""
-    frames, malformed, bad_ids = [], [], []
+    between photos (see data.metadata); lines with undecodable bytes are counted the same way."""
+    frames, malformed, bad_ids, undecodable = [], [], [], []
     for path, encoding in _metadata_sources(data_dir):
-        df, skipped, bad = _read_metadata_file(path, encoding)
+        df, skipped, bad, text = _read_metadata_file(path, encoding)
         frames.append(df)
         malformed += skipped
         bad_ids += bad
+        undecodable += text
     ids = np.asarray(ids, dtype=np.int64)
     if not frames:
         empty = np.full(len(ids), "", dtype=object)
         warning = (f"{Path(data_dir)}: no metadata.csv: every title and location will be unknown",)
-        return Metadata(ids, empty, empty.copy(), (), 0, len(ids), warning)
+        return Metadata(ids, empty, empty.copy(), (), 0, len(ids), warning, found=np.zeros(len(ids), dtype=bool))
     table = pd.concat(frames, ignore_index=True).drop_duplicates(ID, keep="first").set_index(ID)
     pos = table.index.get_indexer(ids)
     found = pos >= 0
@@ -285,7 +308,9 @@ def read_metadata(data_dir: str | Path, ids: np.ndarray) -> Metadata:
     title[found] = table["title"].to_numpy(dtype=object)[pos[found]]
     grid[found] = table["grid_reference"].to_numpy(dtype=object)[pos[found]]
     warnings = tuple(f"{b}: gridimage_id is not a number" for b in bad_ids[:10])
-    return Metadata(ids, title, grid, tuple(malformed), len(bad_ids), int((~found).sum()), warnings)
+    warnings += (undecodable_warning(undecodable),) if undecodable else ()
+    return Metadata(ids, title, grid, tuple(malformed), len(bad_ids), int((~found).sum()), warnings,
+                    tuple(undecodable), found, len(table) - len(np.unique(pos[found])))
 
 
 def read_tag_names(data_dir: str | Path) -> dict[str, str]:

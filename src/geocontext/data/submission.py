@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import zipfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pandas as pd
 
 from ..competition import ID
 from ..errors import DataError, SubmissionError
+from ..writing import atomic_file
 from .readers import open_csv
 
 MEMBER = "submission.csv"
@@ -33,6 +33,13 @@ def validate(frame: pd.DataFrame, test_ids: np.ndarray, columns: tuple[str, ...]
     if ids.isna().any():
         row = int(np.flatnonzero(ids.isna().to_numpy())[0])
         raise SubmissionError(f"{source}, row {row + 1}: gridimage_id {frame[ID].iloc[row]!r} is not an integer")
+    if frame[ID].dtype.kind not in "iu":  # as read (text) or floats: Kaggle matches ids as written
+        written = frame[ID].astype(str)
+        odd = ~written.str.fullmatch(r"-?\d+").to_numpy()
+        if odd.any():
+            row = int(np.flatnonzero(odd)[0])
+            raise SubmissionError(f"{source}, row {row + 1}: gridimage_id {written.iloc[row]!r} is not written as an"
+                                  f" integer; Kaggle matches ids as written, so write it as {int(ids.iloc[row])}")
     ids = ids.to_numpy(dtype=np.int64)
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
@@ -88,11 +95,11 @@ def check_target(path: str | Path) -> Path:
     return path
 
 
-def _member(stack: contextlib.ExitStack, tmp: Path, zipped: bool, large: bool):
+def _member(stack: contextlib.ExitStack, handle, zipped: bool, large: bool):
     """The binary stream the CSV goes into: the zip's one member, or the plain file."""
     if not zipped:
-        return stack.enter_context(open(tmp, "wb"))
-    archive = stack.enter_context(zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED))
+        return handle
+    archive = stack.enter_context(zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED))
     return stack.enter_context(archive.open(MEMBER, "w", force_zip64=large))
 
 
@@ -106,20 +113,21 @@ def write_submission(path: str | Path, ids: np.ndarray, tags: np.ndarray, column
     if probs is not None:
         check_probabilities(probs, ids, str(path))
     validate(to_frame(ids, tags[:, :1], columns[:1]), test_ids, columns[:1], source=str(path))  # ids; values by chunk
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    text_size = len(ids) * (12 + 2 * len(columns))  # the CSV's bytes, about (zipped: a fraction of it)
+
+    def write(handle) -> None:
         with contextlib.ExitStack() as stack:
-            member = _member(stack, tmp, path.name.endswith(".zip"), len(ids) * (12 + 2 * len(columns)) > 2**31)
+            member = _member(stack, handle, path.name.endswith(".zip"), text_size > 2**31)
             for start in range(0, max(len(ids), 1), chunk_rows):
                 frame = to_frame(ids[start:start + chunk_rows], tags[start:start + chunk_rows], columns)
                 validate(frame, frame[ID].to_numpy(), columns, source=str(path))
                 member.write(frame.to_csv(index=False, header=start == 0).encode())
-        tmp.replace(path)
-    except OSError as exc:
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_file(path, write, "the submission", None if path.name.endswith(".zip") else text_size)
+    except OSError as exc:  # a full disk is DiskFull (writing), said the same way for every output
         raise SubmissionError(f"{path}: cannot write the submission ({exc.strerror or exc})") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -8,14 +8,14 @@ before blocks hold, and what their readers open); later ones are NAME.npy.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..writing import atomic_file, atomic_folder
 from .features import KINDS, FeatureSet, block_table, load_features
+from .identity import check_same
 
 
 def block_name(kind: str, label: str) -> str:
@@ -34,13 +34,6 @@ def _read_existing(target: Path) -> tuple[np.ndarray, dict] | None:
         return np.load(target / "ids.npy"), json.loads((target / "meta.json").read_text())
     except (OSError, ValueError):
         return None
-
-
-def _save_atomic(path: Path, save) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        save(handle)
-    os.replace(tmp, path)
 
 
 def write_blocks(folder: str | Path, split: str, ids, blocks: dict[str, tuple[np.ndarray, dict]], meta: dict) -> Path:
@@ -64,19 +57,16 @@ def write_blocks(folder: str | Path, split: str, ids, blocks: dict[str, tuple[np
         if others:
             raise DataError(f"{target}: holds {', '.join(others)} for another id list ({len(existing[0])} ids, now"
                             f" {len(ids)}; the DATA lists changed?); embed those blocks again too, or use another --out")
-    tmp = Path(folder) / f".{split}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / "ids.npy", ids)
-    table: dict = {}
-    for name, (array, info) in blocks.items():
-        table[name] = {**info, "file": _file_for(table, name, info["kind"]), "dim": int(array.shape[1])}
-        np.save(tmp / table[name]["file"], array)
-    (tmp / "meta.json").write_text(json.dumps(_top_meta(meta, table, len(ids)), indent=2))
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target
+    def fill(tmp: Path) -> None:
+        np.save(tmp / "ids.npy", ids)
+        table: dict = {}
+        for name, (array, info) in blocks.items():
+            table[name] = {**info, "file": _file_for(table, name, info["kind"]), "dim": int(array.shape[1])}
+            np.save(tmp / table[name]["file"], array)
+        (tmp / "meta.json").write_text(json.dumps(_top_meta(meta, table, len(ids)), indent=2))
+
+    needed = ids.nbytes + sum(array.nbytes for array, _ in blocks.values())
+    return atomic_folder(target, fill, f"the {split} features", needed)
 
 
 def _top_meta(meta: dict, table: dict, rows: int) -> dict:
@@ -89,11 +79,11 @@ def _add_blocks(target: Path, old: dict, blocks: dict, meta: dict) -> Path:
     new = {}
     for name, (array, info) in blocks.items():
         new[name] = {**info, "file": _file_for({**table, **new}, name, info["kind"]), "dim": int(array.shape[1])}
-        _save_atomic(target / new[name]["file"], lambda h, a=array: np.save(h, a))
+        atomic_file(target / new[name]["file"], lambda h, a=array: np.save(h, a), f"block {name}", array.nbytes)
     defaults = any(i["file"] in ("image.npy", "title.npy") for i in new.values())
     top = _top_meta(meta, {**new, **table}, old.get("rows", 0)) if defaults else old
     top = {**top, "rows": old.get("rows", top.get("rows")), "blocks": {**table, **new}}
-    _save_atomic(target / "meta.json", lambda h: h.write(json.dumps(top, indent=2).encode()))
+    atomic_file(target / "meta.json", lambda h: h.write(json.dumps(top, indent=2).encode()))
     return target
 
 
@@ -123,13 +113,22 @@ def open_features(features, split: str) -> FeatureSet:
     return FeatureSet(first.path, first.ids, image, title, meta, blocks, tuple(fs.path for fs in sets))
 
 
-def check_splits_agree(train: FeatureSet, test: FeatureSet) -> None:
-    """Train and test must hold the same blocks with the same widths (a head reads them column by column)."""
+def check_splits_agree(train: FeatureSet, test: FeatureSet) -> list[str]:
+    """Train and test must hold the same blocks with the same widths (a head reads them column by column),
+    each from the same encoder on both sides (embedding.identity). Returns warnings (what could not be
+    compared, rounding differences)."""
     a = {n: b.array.shape[1] for n, b in train.blocks.items()}
     b = {n: b.array.shape[1] for n, b in test.blocks.items()}
     if a != b:
         raise DataError(f"{train.path.parent}: train features have blocks (name: dim) {a}, test features {b};"
                         " both splits must hold the same blocks from the same encoders")
+    warnings = []
+    for name, block in train.blocks.items():
+        other = test.blocks[name]
+        warnings += check_same(block.info.get("identity"), other.info.get("identity"), block.where,
+                               other.where, "embed both splits with one encoder (the same --model,"
+                               " --pretrained and --quick-gelu; --random-weights with the same --seed)")
+    return list(dict.fromkeys(warnings))
 
 
 def blocks_identity(features: FeatureSet) -> str:

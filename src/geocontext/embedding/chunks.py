@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..writing import atomic_file
+from .identity import compare, shown
 
 # Manifest keys that fix the numbers: chunks disagreeing on any of them cannot be mixed.
 BINDING = ("split", "rows", "ids_sha256", "chunk_size", "identity")
@@ -66,15 +67,6 @@ class Chunk:
     info: dict  # how it was made: device, precision, batch size, seconds, title counts
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 class ChunkStore:
     """The chunk folder of one split."""
 
@@ -98,7 +90,8 @@ class ChunkStore:
         found = self.manifest()
         if found is None:
             self.root.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.manifest_path, lambda h: h.write(json.dumps(manifest, indent=2).encode()))
+            atomic_file(self.manifest_path, lambda h: h.write(json.dumps(manifest, indent=2).encode()),
+                        "the chunks' manifest", fsync=True)
             return
         clash = mismatch(found, manifest)
         if clash:
@@ -112,16 +105,19 @@ class ChunkStore:
         return {int(p.stem.split("-")[1]) for p in self.root.glob("chunk-*.npz")}
 
     def remove_partial(self, chunks) -> None:
-        """Leftovers of a killed run (never renamed into place) for the chunks this process owns."""
+        """Leftovers of a killed run (never renamed into place) for the chunks this process owns (the
+        older spelling without the leading dot too)."""
         for k in chunks:
-            for tmp in self.root.glob(f"{self.path(k).name}.tmp-*"):
-                tmp.unlink(missing_ok=True)
+            for pattern in (f".{self.path(k).name}.tmp-*", f"{self.path(k).name}.tmp-*"):
+                for tmp in self.root.glob(pattern):
+                    tmp.unlink(missing_ok=True)
 
     def write(self, k: int, chunk: Chunk) -> None:
-        _atomic_write(self.path(k), lambda h: np.savez(
+        atomic_file(self.path(k), lambda h: np.savez(
             h, ids=chunk.ids.astype(np.int64), image=chunk.image.astype(np.float32),
             title=chunk.title.astype(np.float32), failed=chunk.failed.astype(np.int64),
-            reasons=np.asarray(chunk.reasons, dtype=str), info=np.asarray(json.dumps(chunk.info))))
+            reasons=np.asarray(chunk.reasons, dtype=str), info=np.asarray(json.dumps(chunk.info))),
+            f"chunk {k}", needed=chunk.image.size * 4 + chunk.title.size * 4 + chunk.ids.nbytes, fsync=True)
 
     def read(self, k: int) -> Chunk:
         path = self.path(k)
@@ -133,15 +129,16 @@ class ChunkStore:
 
 
 def mismatch(found: dict, wanted: dict) -> str:
-    """'' when two manifests agree on what fixes the numbers, else what differs, in words."""
+    """'' when two manifests agree on what fixes the numbers, else what differs, in words. Encoder fields
+    only one manifest records (an older one) are not compared; precision binds here: one split's chunks
+    are never a mix of bf16 and fp32."""
     for key in BINDING:
         if found.get(key) != wanted.get(key):
             if key == "identity":
-                diff = {k: (found[key].get(k), v) for k, v in wanted[key].items() if found[key].get(k) != v
-                        and (k != "precision" or k in found[key])}  # folders from before precision bound
-                if not diff:
+                differ, _ = compare(found[key], wanted[key], lenient=False)
+                if not differ:
                     continue
-                return "another encoder: " + ", ".join(f"{k} {a!r} (now {b!r})" for k, (a, b) in diff.items())
+                return "another encoder: " + ", ".join(f"{k} {shown(a)!r} (now {shown(b)!r})" for k, a, b in differ)
             if key in ("rows", "ids_sha256"):
                 return f"another id list ({found.get('rows')} ids, now {wanted.get('rows')}; the DATA lists changed?)"
             return f"{key} {found.get(key)!r} (now {wanted.get(key)!r})"

@@ -12,6 +12,7 @@ added to a FEATURES folder that already holds others leaves those as they are (s
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from ..errors import DataError
 from .chunks import Chunk, ChunkStore, Plan
 from .encoder import Encoder, EncoderConfig, load_encoder
 from .encoders import load_title_encoder, split_title_spec
-from .features import KINDS
+from .features import KINDS, block_table
+from .identity import check_same
 from .jobs import Job, no_tokens
 from .merge import merge_split
 
@@ -85,7 +87,26 @@ def embed(data_dir: str | Path, out: str | Path, splits=SPLITS, config: EmbedCon
     if job.image is not None and job.image.weights.source == "random" or job.clip_titles and job.title.weights.source == "random":
         say("warning: RANDOM weights (--random-weights): the features carry no pretrained knowledge")
     say(f"blocks: {', '.join(job.names())}")
+    _warn_other_splits(out, splits, job)
     return {split: embed_split(data_dir, out, split, config, job) for split in splits}
+
+
+def _warn_other_splits(out, splits, job: Job) -> None:
+    """Say at once when a split not embedded now holds these blocks from another encoder (train embedded
+    with other weights than test): `check`, `run` and `predict` refuse the two together."""
+    encoders = dict(zip(job.names(), [e for e in (job.image, job.title) if e is not None]))
+    for split in [s for s in SPLITS if s not in splits]:
+        try:
+            table = block_table(json.loads((Path(out) / split / "meta.json").read_text()))
+        except (OSError, ValueError):
+            continue
+        for name, encoder in encoders.items():
+            try:
+                check_same(table.get(name, {}).get("identity"), encoder.identity(), f"{Path(out) / split}: {name}",
+                           f"the {name} embedded now", f"embed {split} with this encoder too (a run refuses the two"
+                           " together), or embed into another --out")
+            except DataError as exc:
+                say(f"warning: {exc}")
 
 
 def photos_on_disk(data_dir, split: str, accept_missing: bool) -> tuple[list[str], np.ndarray]:

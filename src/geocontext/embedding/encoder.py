@@ -6,10 +6,8 @@ Weights come from an open_clip pretrained tag (downloaded, needs internet), from
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +15,9 @@ import numpy as np
 import torch
 
 from ..hardware import cpu_has_native_bf16
+from .weights import WeightsError, WeightsInfo, apply_state_dict, file_digest, read_checkpoint, state_digest
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-class WeightsError(ValueError):
-    """The encoder's weights cannot be had or do not fit the model."""
 
 
 @dataclass(frozen=True)
@@ -73,80 +68,6 @@ def weights_dtype(precision: str, device: torch.device) -> str:
     return "bf16" if precision == "bf16" and device.type == "cpu" else "fp32"
 
 
-def file_digest(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("constants.pkl") for name in archive.namelist())
-
-
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a checkpoint file, without running code from it.
-
-    torch files load with weights_only=True (never falling back to full unpickling, which open_clip's
-    own loader does on a TypeError); .safetensors files through safetensors."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(path), device="cpu")
-        except Exception as exc:  # safetensors raises its own error types
-            raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from exc
-    else:
-        if _is_torchscript(path):
-            raise WeightsError(
-                f"{path}: a TorchScript archive (OpenAI's original ViT-B-32.pt?), which cannot be read safely."
-                " Use open_clip's state-dict file instead: open_clip_pytorch_model.bin or open_clip_model.safetensors"
-                " from https://huggingface.co/timm/vit_base_patch32_clip_224.openai")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, TypeError from a bad file
-            raise WeightsError(f"{path}: cannot be read as a torch checkpoint with weights_only=True ({exc})") from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path}: expected a state dict (parameter name -> tensor), got {type(state).__name__}")
-    if next(iter(state)).startswith("module."):  # saved from DistributedDataParallel
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-    return state
-
-
-def apply_state_dict(model: torch.nn.Module, state: dict, source: str) -> None:
-    """Load `state` into an open_clip model, with the conversions open_clip's load_checkpoint applies."""
-    from open_clip.convert import convert_state_dict
-    from open_clip.model import (
-        convert_to_custom_text_state_dict,
-        resize_pos_embed,
-        resize_text_pos_embed,
-    )
-
-    state = convert_state_dict(model, dict(state))
-    if "positional_embedding" in state and not hasattr(model, "positional_embedding"):
-        state = convert_to_custom_text_state_dict(state)
-    for key in ("logit_scale", "logit_bias"):
-        if key in state and getattr(model, key, None) is not None and model.get_parameter(key).ndim != state[key].ndim:
-            state[key] = state[key].reshape(model.get_parameter(key).shape)
-    if "logit_bias" not in state and getattr(model, "logit_bias", None) is not None and "logit_scale" in state:
-        state["logit_bias"] = torch.zeros_like(state["logit_scale"])
-    state.pop("text.transformer.embeddings.position_ids", None)
-    resize_pos_embed(state, model)
-    resize_text_pos_embed(state, model)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).split("\n\t", 2)[:2]
-        raise WeightsError(f"{source}: the checkpoint does not fit this model ({' '.join(first)[:400]})") from exc
-
-
 def _missing_weights_message(model: str, tag: str, cfg: dict, exc: Exception) -> str:
     hub = (cfg.get("hf_hub") or "").rstrip("/")
     where = f"https://huggingface.co/{hub}" if hub else cfg.get("url", "the open_clip pretrained table")
@@ -181,17 +102,6 @@ def _model_name(model: str) -> str:
     return model
 
 
-@dataclass(frozen=True)
-class WeightsInfo:
-    source: str  # "tag", "file" or "random"
-    name: str  # the tag, the file path, or "random (seed N)"
-    digest: str  # identity of the weights: tag name, file sha256, or the seed
-
-    @property
-    def identity(self) -> str:
-        return f"{self.source}:{self.digest}"
-
-
 class Encoder:
     """An open_clip model ready for batched inference: an ImageEncoder and a TitleEncoder (its text tower)
     in the sense of embedding.encoders; `encode_images` / `encode_texts` return float32."""
@@ -216,8 +126,11 @@ class Encoder:
     def identity(self) -> dict:
         """What fixes the numbers: chunks made with another identity cannot be mixed with these."""
         tokenizer = {"tokenizer": self.config.tokenizer} if self.config.tokenizer else {}
-        return {"model": self.model_name, "weights": self.weights.identity, "quick_gelu": self.quick_gelu,
-                "dim": self.dim, "context_length": self.context_length, **tokenizer}
+        digest = {"weights_sha256": self.weights.sha256} if self.weights.sha256 else {}
+        preprocess = _preprocess_identity(self.preprocess)
+        return {"model": self.model_name, "weights": self.weights.identity, **digest, "quick_gelu": self.quick_gelu,
+                "dim": self.dim, "context_length": self.context_length, "image_size": self.image_size,
+                **({"preprocess": preprocess} if preprocess else {}), **tokenizer, "precision": self.precision}
 
     @property
     def label(self) -> str:
@@ -228,8 +141,7 @@ class Encoder:
         import open_clip
 
         return {"encoder": self.name, **self.identity(), "pretrained": self.weights.name,
-                "random_weights": self.weights.source == "random", "image_size": self.image_size,
-                "open_clip": open_clip.__version__, "torch": torch.__version__}
+                "random_weights": self.weights.source == "random", "open_clip": open_clip.__version__, "torch": torch.__version__}
 
     def autocast(self):
         if self.precision == "fp32" or weights_dtype(self.precision, self.device) != "fp32":
@@ -273,6 +185,20 @@ class Encoder:
             else:
                 out = self.model.encode_text(tokens)
         return out.float().cpu().numpy()
+
+
+def _preprocess_identity(preprocess) -> dict:
+    """What the photo transform does, read from the transform itself (a pretrained tag may bring its own
+    normalisation): its steps, the normalisation's mean and std, the resizing's interpolation."""
+    steps = list(getattr(preprocess, "transforms", []))
+    out: dict = {"steps": [type(t).__name__ for t in steps]} if steps else {}
+    for step in steps:
+        if hasattr(step, "mean") and hasattr(step, "std"):
+            out["mean"] = [round(float(x), 6) for x in step.mean]
+            out["std"] = [round(float(x), 6) for x in step.std]
+        if hasattr(step, "interpolation"):
+            out["interpolation"] = str(getattr(step.interpolation, "value", step.interpolation))
+    return out
 
 
 def _embed_dim(model, name: str) -> int:
@@ -357,7 +283,8 @@ def load_encoder(config: EncoderConfig) -> Encoder:
         state, weights = None, WeightsInfo("random", f"random (seed {config.seed})", str(config.seed))
     elif Path(config.pretrained).is_file():
         path = Path(config.pretrained).resolve()
-        state, weights = read_checkpoint(path), WeightsInfo("file", str(path), file_digest(path))
+        state = read_checkpoint(path)
+        weights = WeightsInfo("file", str(path), file_digest(path), state_digest(state))
     else:
         cfg = open_clip.get_pretrained_cfg(name, config.pretrained)
         if not cfg:
@@ -372,7 +299,8 @@ def load_encoder(config: EncoderConfig) -> Encoder:
             raise WeightsError(_missing_weights_message(name, config.pretrained, cfg, exc)) from exc
         if not path:
             raise WeightsError(_missing_weights_message(name, config.pretrained, cfg, RuntimeError("no download source")))
-        state, weights = read_checkpoint(path), WeightsInfo("tag", config.pretrained, config.pretrained)
+        state = read_checkpoint(path)
+        weights = WeightsInfo("tag", config.pretrained, config.pretrained, state_digest(state))
         quick_gelu = quick_gelu or bool(cfg.get("quick_gelu"))
         preprocess_cfg = {f"image_{k}": cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
 

@@ -30,7 +30,9 @@ class BlockEncoder(Protocol):
     precision: str  # the arithmetic it runs in (fp32, bf16, fp16): chunks of another precision are not mixed
 
     def identity(self) -> dict:
-        """What fixes the numbers (model, weights digest, ...): chunks made with another identity are refused."""
+        """What fixes the numbers (model, weights and their tensors' digest, QuickGELU, image size, precision,
+        ...; embedding.identity): recorded per block in meta.json and per variant in a run, and compared
+        wherever features meet (chunks of a split, train and test, a run and the features it is given)."""
 
     def describe(self) -> dict:
         """identity() plus what people want to read in meta.json (library versions, sources)."""

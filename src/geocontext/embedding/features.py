@@ -14,14 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import mmap
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..writing import atomic_folder
 
 _CHUNK = 65_536  # rows fused at a time: bounds the temporaries to a few hundred MB
 KINDS = ("image", "title")
@@ -32,7 +31,13 @@ class Block:
     name: str  # KIND@ENCODER, or a bare kind in folders made before blocks whose meta names no model
     kind: str  # image | title
     array: np.ndarray  # (N, D), memory-mapped
-    info: dict  # file, kind, dim, encoder (its description), from meta.json
+    info: dict  # file, kind, dim, encoder (its description), identity (embedding.identity), from meta.json
+    folder: Path | None = None  # the split folder holding it (names it in messages)
+
+    @property
+    def where(self) -> str:
+        """The block in messages: its split folder and name."""
+        return f"{self.folder}: {self.name}" if self.folder is not None else self.name
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class FeatureSet:
 
     def __post_init__(self):
         if not self.blocks:  # built directly from two arrays: they are the default blocks
-            blocks = {k: Block(k, k, a, {"kind": k, "dim": a.shape[1]}) for k, a in (("image", self.image),
+            blocks = {k: Block(k, k, a, {"kind": k, "dim": a.shape[1]}, self.path) for k, a in (("image", self.image),
                                                                                    ("title", self.title)) if a is not None}
             object.__setattr__(self, "blocks", blocks)
         if not self.sources:
@@ -116,28 +121,30 @@ def save_features(folder: str | Path, split: str, ids, image, title, meta: dict)
     image, title = np.asarray(image), np.asarray(title)
     if image.shape != (len(ids), image.shape[1]) or title.shape[0] != len(ids) or image.ndim != 2 or title.ndim != 2:
         raise ValueError(f"image {image.shape} and title {title.shape} must both have {len(ids)} rows")
-    target = Path(folder) / split
-    tmp = Path(folder) / f".{split}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / "ids.npy", ids)
-    np.save(tmp / "image.npy", image)
-    np.save(tmp / "title.npy", title)
     meta = {"dim": int(image.shape[1]), "normalized": False, **meta, "rows": len(ids)}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target
+
+    def fill(tmp: Path) -> None:
+        np.save(tmp / "ids.npy", ids)
+        np.save(tmp / "image.npy", image)
+        np.save(tmp / "title.npy", title)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+
+    return atomic_folder(Path(folder) / split, fill, f"the {split} features", ids.nbytes + image.nbytes + title.nbytes)
+
+
+# What meta.json of a folder made before blocks says about its one encoder's identity.
+_LEGACY_IDENTITY = ("model", "weights", "quick_gelu", "dim", "context_length", "tokenizer", "image_size")
 
 
 def block_table(meta: dict) -> dict[str, dict]:
-    """Block name -> {file, kind, dim, ...}: meta.json's "blocks", or the two blocks of an older folder."""
+    """Block name -> {file, kind, dim, identity, ...}: meta.json's "blocks", or the two blocks of an older
+    folder (their identity: meta.json's "identity", or what its encoder fields say)."""
     if "blocks" in meta:
         return meta["blocks"]
     label = f"@{meta['model']}" if meta.get("model") else ""
-    return {f"{kind}{label}": {"file": f"{kind}.npy", "kind": kind, **({"dim": meta["dim"]} if "dim" in meta else {})}
-            for kind in KINDS}
+    identity = meta.get("identity") or ({k: meta[k] for k in _LEGACY_IDENTITY if k in meta} if "weights" in meta else None)
+    return {f"{kind}{label}": {"file": f"{kind}.npy", "kind": kind, **({"dim": meta["dim"]} if "dim" in meta else {}),
+                               **({"identity": identity} if identity else {})} for kind in KINDS}
 
 
 def load_features(folder: str | Path, split: str) -> FeatureSet:
@@ -167,7 +174,7 @@ def load_features(folder: str | Path, split: str) -> FeatureSet:
             raise DataError(f"{file}: expected a float array of {len(ids)} rows x dim, got {arr.dtype} {arr.shape}")
         if "dim" in info and arr.shape[1] != info["dim"]:
             raise DataError(f"{file}: {arr.shape[1]} columns but meta.json says dim {info['dim']}")
-        blocks[name] = Block(name, info["kind"], arr, info)
+        blocks[name] = Block(name, info["kind"], arr, info, path)
     defaults = {k: next((b.array for b in blocks.values() if b.info["file"] == f"{k}.npy"),
                         next((b.array for b in blocks.values() if b.kind == k), None)) for k in KINDS}
     return FeatureSet(path, ids, defaults["image"], defaults["title"], meta, blocks)

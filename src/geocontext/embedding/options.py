@@ -5,7 +5,9 @@ from .encoder import EncoderConfig
 
 
 def add_encoder_options(p) -> None:
-    p.add_argument("--model", default="ViT-B-32", help="open_clip model name, or a model config .json (default: ViT-B-32)")
+    p.add_argument("--arch", "--model", dest="model", default="ViT-B-32", metavar="ARCH",
+                   help="open_clip model (architecture) name, or a model config .json (default: ViT-B-32);"
+                   " --model is the same option")
     p.add_argument("--pretrained", default="openai", help="open_clip pretrained tag (downloads; needs internet) or a"
                    " local checkpoint file, e.g. open_clip_pytorch_model.bin (default: openai)")
     p.add_argument("--random-weights", action="store_true", help="no pretrained weights: random ones (demo, dry runs)")

@@ -84,7 +84,7 @@ class SentenceEncoder:
 
     def identity(self) -> dict:
         return {"model": f"{PREFIX}{self.label}", "weights": self.weights, "dim": self.dim,
-                "max_seq_length": int(self.model.max_seq_length)}
+                "max_seq_length": int(self.model.max_seq_length), "precision": self.precision}
 
     def describe(self) -> dict:
         import sentence_transformers

@@ -54,10 +54,14 @@ def _merge(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("embed", help="embed photos and titles with open_clip into a FEATURES folder (resumable, shardable)",
+                       usage="geocontext embed --data DATA --out FEATURES [options]\n       geocontext embed merge"
+                       " --data DATA --out FEATURES [SHARD_OUT ...]",
                        description="Embed DATA's photos and titles with an open_clip CLIP model into FEATURES. Work is"
                        " saved in chunks: re-running the same command resumes. `embed merge` joins --shard outputs.")
-    p.add_argument("--data", type=Path, help="DATA folder in the competition's layout (required)")
-    p.add_argument("--out", type=Path, help="FEATURES folder to write (required)")
+    # Checked by the handler, not by argparse: `embed merge` takes its own --data and --out after the word.
+    needed = p.add_argument_group("required arguments")
+    needed.add_argument("--data", type=Path, help="DATA folder in the competition's layout")
+    needed.add_argument("--out", type=Path, help="FEATURES folder to write")
     p.add_argument("--split", default="all", help="train, test or all (default: all)")
     add_encoder_options(p)
     p.add_argument("--title-encoder", help="sentence-transformers:NAME_OR_FOLDER (e.g. all-MiniLM-L6-v2, or a saved"
@@ -72,7 +76,7 @@ def add_parser(sub) -> None:
                    " in neither {split}_images/ nor extra_images/ (they are embedded as missing)")
     p.set_defaults(func=_embed)
     actions = p.add_subparsers(dest="embed_action", metavar="merge")
-    m = actions.add_parser("merge", help="join embedding outputs (e.g. one per --shard) into one FEATURES folder",
+    m = actions.add_parser("merge", prog="geocontext embed merge", help="join embedding outputs (e.g. one per --shard) into one FEATURES folder",
                            description="Join the chunks of embedding outputs into FEATURES/{train,test}/, checking"
                            " that every chunk is there and the ids match DATA's lists.")
     m.add_argument("--data", type=Path, required=True, help="DATA folder the embeddings were made from")

@@ -80,7 +80,8 @@ def add_parser(sub) -> None:
         a.add_argument("--username", help="Kaggle user name for the kernel ids (default: $KAGGLE_USERNAME)")
 
     p = sub.add_parser("submit", help="validate a submission file like the writer does, then `kaggle competitions submit` it")
-    p.add_argument("--file", required=True, type=Path, help="the .csv.zip to submit")
+    p.add_argument("--file", "--submission", dest="file", required=True, type=Path,
+                   help="the .csv.zip to submit (--submission: the same, as `evaluate` spells it)")
     p.add_argument("--message", required=True, help="the submission's description on the leaderboard")
     p.add_argument("--data", type=Path, help="folder with the competition's test.csv (and train.csv for the column"
                    " order); default: data/, else ../shared/data/kaggle-competition")

@@ -21,7 +21,7 @@ from ..embedding.encoder import Encoder
 from ..embedding.features import Block, FeatureSet
 from ..embedding.photos import read_photo
 from ..errors import DataError
-from ..pipeline.predict import load_run
+from ..pipeline.predict import check_encoders, load_run
 from .photos import STOPPED
 from .queue import QueueClient
 from .records import embedding_records, failed_records, label_records
@@ -36,6 +36,7 @@ class ContextWorker:
         self.names = [names.get(col, col) for col in info["columns"]]
         self.encoder, self.client, self.threshold, self.batch_size = encoder, client, threshold, batch_size
         empty = np.empty((0, encoder.dim), dtype=np.float32)
+        check_encoders(self.variants.values(), self.feature_set(np.empty(0, np.int64), empty, empty.copy()), run_dir)
         for name, variant in self.variants.items():
             try:  # the blocks a variant fuses must be this encoder's image and title blocks
                 width = variant.input_width(self.feature_set(np.empty(0, np.int64), empty, empty.copy()))
@@ -50,9 +51,11 @@ class ContextWorker:
 
     def feature_set(self, ids: np.ndarray, image: np.ndarray, title: np.ndarray) -> FeatureSet:
         """The batch's features as FEATURES blocks: image@MODEL and title@MODEL (also "image" and "title"),
-        so variants trained on a folder's named blocks find theirs."""
-        label = self.encoder.label
-        blocks = {f"{kind}@{label}": Block(f"{kind}@{label}", kind, array, {"kind": kind, "dim": array.shape[1]})
+        so variants trained on a folder's named blocks find theirs; with this encoder's identity, which the
+        run's variants are checked against."""
+        label, identity = self.encoder.label, self.encoder.identity()
+        blocks = {f"{kind}@{label}": Block(f"{kind}@{label}", kind, array,
+                                           {"kind": kind, "dim": array.shape[1], "identity": identity})
                   for kind, array in (("image", image), ("title", title))}
         return FeatureSet(Path("queue batch"), ids, image, title, {"normalized": False}, blocks)
 

@@ -96,7 +96,8 @@ def add_parser(sub) -> None:
                            " worker stops; a second signal stops at once.")
     kinds = label.add_subparsers(dest="label_kind", required=True, metavar="KIND")
     p = kinds.add_parser("types", help="type tags from the queue's CLIP vectors and a type-classifier checkpoint")
-    p.add_argument("--model", required=True, type=Path, help="type-classifier checkpoint (ours or a published one)")
+    p.add_argument("--checkpoint", "--model", dest="model", required=True, type=Path, metavar="FILE",
+                   help="type-classifier checkpoint (ours or a published one; --model is the same option)")
     _common(p, 500)
     p.set_defaults(func=_types)
 

@@ -1,5 +1,10 @@
 """`geocontext check --data DATA [--features FEATURES]`: every reader and validator a run uses, without
-training; one summary; `ok` False (exit 2) when a run would stop. For Kaggle users before a long kernel."""
+training; one summary; `ok` False (exit 2) when a run would stop. For Kaggle users before a long kernel.
+
+Besides what stops a run, it warns (counted) about what reads fine but looks wrong: test ids also in
+train, metadata rows for photos in neither split, photos without a metadata row, tag columns with no
+photo at all, undecodable bytes in metadata; and features of one block from other encoders in train and
+test (that stops a run)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +14,8 @@ import numpy as np
 from ..competition import EXTRA_IMAGES, missing_share_error, photo_paths
 from ..console import say
 from ..data import grid
-from ..data.readers import read_metadata, read_test_ids, read_train_labels, tag_contract
-from ..embedding.blocks import open_features
+from ..data.readers import Metadata, read_metadata, read_test_ids, read_train_labels, tag_contract
+from ..embedding.blocks import check_splits_agree, open_features
 from ..embedding.features import align
 from ..errors import DataError
 
@@ -24,12 +29,12 @@ def _attempt(problems: list[str], step, *args):
         return None
 
 
-def _metadata_summary(data_dir, ids: np.ndarray) -> dict:
-    meta = read_metadata(data_dir, ids)
-    where = grid.locate(meta.grid_reference)
-    return {"titles_empty": int(sum(1 for t in meta.title if not t)), "no_metadata_row": meta.not_found,
+def _metadata_summary(meta: Metadata, rows: np.ndarray) -> dict:
+    """One split's part (rows of `meta`) of the metadata read for both splits at once."""
+    where = grid.locate(meta.grid_reference[rows])
+    return {"titles_empty": int(sum(1 for t in meta.title[rows] if not t)), "no_metadata_row": int((~meta.found[rows]).sum()),
             "malformed_lines": len(meta.malformed_lines), "malformed_examples": list(meta.malformed_lines[:5]),
-            "bad_ids": meta.bad_ids, "warnings": list(meta.warnings), "locations": where.summary()}
+            "undecodable_lines": len(meta.undecodable_lines), "bad_ids": meta.bad_ids, "locations": where.summary()}
 
 
 def _photos_summary(data_dir, split: str, ids: np.ndarray, accept: bool, problems: list[str]) -> dict | None:
@@ -44,8 +49,7 @@ def _photos_summary(data_dir, split: str, ids: np.ndarray, accept: bool, problem
     return {"missing": int(missing.sum()), "examples": ids[missing][:5].tolist()}
 
 
-def _features_summary(features_dir, split: str, ids: np.ndarray, accept: bool, problems: list[str]) -> dict:
-    features = open_features(features_dir, split)  # one FEATURES folder, or the blocks of several
+def _features_summary(features, split: str, ids: np.ndarray, accept: bool, problems: list[str]) -> dict:
     rows = align(features, ids, f"the {split} id list")
     images, titles = features.missing_images[rows], features.missing_titles[rows]
     problem = missing_share_error(split, ids[images], len(ids), f"have no finite image embedding in"
@@ -57,13 +61,44 @@ def _features_summary(features_dir, split: str, ids: np.ndarray, accept: bool, p
             "nonfinite_title_rows": int(titles.sum()), "encoder": features.meta.get("encoder")}
 
 
+def _share(n: int, total: int) -> str:
+    return f"{n} of {total} ({100 * n / max(total, 1):.2f}%)"
+
+
+def looks_wrong(labels, test_ids: np.ndarray | None, meta: Metadata | None) -> list[str]:
+    """Warnings for inputs a run reads without stopping but that look like a wrong file."""
+    warnings = []
+    if labels is not None:
+        empty = [c for c, n in zip(labels.columns, labels.y.sum(axis=0)) if n == 0]
+        if empty:
+            warnings.append(f"{len(empty)} tag column(s) have no positive photo in train.csv: {', '.join(empty[:10])}"
+                            f"{' ...' if len(empty) > 10 else ''} (a head cannot learn them)")
+    if labels is not None and test_ids is not None:
+        both = np.intersect1d(labels.ids, test_ids)
+        if len(both):
+            warnings.append(f"{len(both)} test id(s) are also training photos (e.g. {', '.join(map(str, both[:5]))}):"
+                            " test.csv and train.csv from different competitions or versions?")
+    if meta is not None and meta.found is not None:
+        splits = [("train", 0, 0 if labels is None else len(labels))]
+        splits.append(("test", splits[0][2], splits[0][2] + (0 if test_ids is None else len(test_ids))))
+        for split, start, stop in splits:
+            missing = int((~meta.found[start:stop]).sum())
+            if missing and stop > start:
+                warnings.append(f"{_share(missing, stop - start)} {split} photos have no metadata row (title and location"
+                                " unknown)")
+        if meta.unmatched:
+            warnings.append(f"{meta.unmatched} metadata row(s) describe photos in neither train nor test (another"
+                            " competition's metadata?)")
+    return warnings + (list(meta.warnings) if meta is not None else [])
+
+
 def _say(summary: dict) -> None:
     labels = summary.get("columns")
     if labels:
         say(f"tag columns: {labels['count']} ({labels['source']})")
     for split, s in summary["splits"].items():
         line = f"{split}: {s['rows']} photos"
-        if "metadata" in s:
+        if s.get("metadata"):
             m, loc = s["metadata"], s["metadata"]["locations"]
             line += (f", {m['titles_empty']} empty titles, {loc['rows'] - loc['known']} unknown locations"
                      f" ({loc['empty']} empty, {loc['malformed']} malformed grid references),"
@@ -76,12 +111,13 @@ def _say(summary: dict) -> None:
             f = s["features"]
             line += f", features: {f['nonfinite_image_rows']} non-finite image rows, {f['nonfinite_title_rows']} non-finite title rows"
         say(line)
-        for warning in s.get("metadata", {}).get("warnings", []):
-            say(f"warning: {warning}")
+    for warning in summary["warnings"]:
+        say(f"warning: {warning}")
     for problem in summary["problems"]:
         say(f"problem: {problem}")
-    say(f"check: a run would stop ({len(summary['problems'])} problem(s))" if summary["problems"] else
-        "check: ok, a run would start")
+    counted = f"; {len(summary['warnings'])} warning(s)" if summary["warnings"] else ""
+    say(f"check: a run would stop ({len(summary['problems'])} problem(s){counted})" if summary["problems"] else
+        f"check: ok, a run would start{counted}")
 
 
 def check(data_dir, features_dir=None, accept_missing: bool = False) -> dict:
@@ -89,24 +125,28 @@ def check(data_dir, features_dir=None, accept_missing: bool = False) -> dict:
     problems: list[str] = []
     labels = _attempt(problems, read_train_labels, data_dir)
     test_ids = _attempt(problems, read_test_ids, data_dir)
-    summary = {"splits": {}, "problems": problems}
+    summary = {"splits": {}, "problems": problems, "warnings": []}
     if labels is not None:
         source = "tags-top.csv" if _attempt(problems, tag_contract, data_dir) else "train.csv, no tags-top.csv"
         summary["columns"] = {"count": len(labels.columns), "source": source}
-    dims = {}
-    for split, ids in (("train", None if labels is None else labels.ids), ("test", test_ids)):
-        if ids is None:
-            continue
+    lists = [(split, ids) for split, ids in (("train", None if labels is None else labels.ids), ("test", test_ids))
+             if ids is not None]
+    every = np.concatenate([ids for _, ids in lists]) if lists else np.empty(0, np.int64)
+    meta = _attempt(problems, read_metadata, data_dir, every)  # both splits in one read
+    opened, start = {}, 0
+    for split, ids in lists:
         s = summary["splits"][split] = {"rows": len(ids)}
-        s["metadata"] = _attempt(problems, _metadata_summary, data_dir, ids)
+        rows = np.arange(start, start + len(ids))
+        start += len(ids)
+        s["metadata"] = None if meta is None else _metadata_summary(meta, rows)
         s["photos"] = _attempt(problems, _photos_summary, data_dir, split, ids, accept_missing, problems)
         if features_dir is not None:
-            s["features"] = _attempt(problems, _features_summary, features_dir, split, ids, accept_missing, problems)
-            if s["features"]:
-                dims[split] = s["features"]["blocks"]
-    if len(dims) == 2 and dims["train"] != dims["test"]:
-        problems.append(f"{features_dir}: train features have blocks (name: dim) {dims['train']}, test features"
-                        f" {dims['test']}; both splits must hold the same blocks from the same encoders")
+            opened[split] = _attempt(problems, open_features, features_dir, split)  # one folder, or several
+            if opened[split] is not None:
+                s["features"] = _attempt(problems, _features_summary, opened[split], split, ids, accept_missing, problems)
+    if opened.get("train") is not None and opened.get("test") is not None:
+        summary["warnings"] += _attempt(problems, check_splits_agree, opened["train"], opened["test"]) or []
+    summary["warnings"] = looks_wrong(labels, test_ids, meta) + summary["warnings"]
     summary["ok"] = not problems
     _say(summary)
     return summary

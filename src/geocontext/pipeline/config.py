@@ -22,14 +22,21 @@ RunConfig
 
 A JSON file names only what it changes; every field it leaves out keeps its default. `variants` is
 either a list (the whole list, replacing the defaults) or an object keyed by variant name, which
-changes the named default variants field by field and adds a variant under a new name:
+changes the named default variants field by field:
 
     {"seed": 1, "variants": {"mlp-img-txt-loc-pri-rff": {"train": {"lr": 0.001}}}}
+
+A name that is not a default variant is an error naming the closest one (a misspelt name would
+otherwise add a variant of plain defaults), unless it declares a new variant: with "from", a copy of
+the named variant with the changes given; or with both "features" and "train":
+
+    {"variants": {"mlp-lr-low": {"from": "mlp-img-txt-loc-pri-rff", "train": {"lr": 0.0003}}}}
 
 An unknown field is an error that names it and lists the accepted ones.
 """
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -133,6 +140,35 @@ def _variants(given, defaults: list[VariantConfig]) -> list[VariantConfig]:
     for name, changes in given.items():
         if isinstance(changes, dict) and changes.get("name", name) != name:
             raise ValueError(f"variants.{name}: its name is the key; drop 'name' or make it {name!r}")
-        start = by_name.get(name, VariantConfig(name, FeatureSpec(), TrainConfig()))
+        start, changes = _start(name, changes, by_name)
         by_name[name] = _merged(start, changes, f"variants.{name}")
     return list(by_name.values())
+
+
+def _start(name: str, changes, known: dict[str, VariantConfig]) -> tuple[VariantConfig, dict]:
+    """The variant `changes` applies to: the one of that name, or, for a new name, the one its "from"
+    names (or plain defaults when it gives both features and train). A new name declared neither way
+    is most often a misspelt one, which would otherwise add a variant nobody asked for."""
+    if not isinstance(changes, dict):
+        return known.get(name, VariantConfig(name)), changes
+    changes = dict(changes)
+    source = changes.pop("from", None)
+    if source is None and name in known:
+        return known[name], changes
+    if source is not None:
+        if name in known:
+            raise ValueError(f"variants.{name}: 'from' declares a new variant, but {name!r} already is one;"
+                             " drop 'from' to change it, or give the new variant another name")
+        if source not in known:
+            raise ValueError(f"variants.{name}: from {source!r}: no such variant{_did_you_mean(source, known)}")
+        return replace(known[source], name=name), changes
+    if {"features", "train"} <= set(changes):
+        return VariantConfig(name), changes
+    raise ValueError(f"variants.{name}: no variant of that name{_did_you_mean(name, known)}; to add a new"
+                     f" variant, give \"from\": \"<one of {', '.join(known)}>\" (its settings, then yours),"
+                     " or both \"features\" and \"train\"")
+
+
+def _did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else f" (variants: {', '.join(known)})"

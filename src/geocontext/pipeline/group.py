@@ -66,7 +66,7 @@ def train_group(prep: Prepared, spec: FeatureSpec, jobs: list[Job], learn: np.nd
             say(f"{label}{job.name}: {len(x)} labelled rows for {job.epochs} epochs")
             result = fit(x, y_learn, None, None, job.train, desc=f"{job.name} ({label.strip() or 'fixed'})",
                          epochs=job.epochs)
-        info = {**job.info, "train": job.train.to_dict()}
+        info = {**job.info, "train": job.train.to_dict(), "encoders": Variant.encoders(spec, prep.train.features)}
         if job.epochs is None:
             info |= {"best_epoch": result.best_epoch, "history": result.history}
         variant = Variant(job.name, spec, job.train.head, result.head, inputs.scaler, prep.labels.columns,

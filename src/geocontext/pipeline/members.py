@@ -13,6 +13,8 @@ from ..decoding.metrics import scores
 from ..errors import DataError
 from ..training.config import TrainConfig
 from ..training.variant import Variant
+from ..writing import writing
+from .predict import check_encoders
 from .prepare import Prepared
 from .run_folder import RunFolder
 
@@ -36,8 +38,9 @@ def save_member(out: RunFolder, variant: Variant, holdout: np.ndarray, test: np.
                 members: Members) -> None:
     """Write a variant with its probabilities into the run, and record them for the decoding step."""
     member = out.member(variant.name)
-    variant.save(member.path)
-    member.write(holdout, test, report)
+    with writing(member.path, f"variant {variant.name}", partial=[member.path]):  # whole, or not there at all
+        variant.save(member.path)
+        member.write(holdout, test, report)
     members.add(variant.name, holdout, test, report)
 
 
@@ -80,18 +83,21 @@ def load_members(runs) -> list[tuple[Path, Variant]]:
     return loaded
 
 
-def check_member_columns(loaded: list[tuple[Path, Variant]], columns) -> None:
+def check_members(loaded: list[tuple[Path, Variant]], prep: Prepared) -> None:
+    """Members from other runs must predict this run's tag columns from features of the same encoders."""
+    columns = prep.labels.columns
     for run_dir, variant in loaded:
         if tuple(variant.columns) != tuple(columns):
             raise DataError(f"{run_dir}: variant {variant.name!r} predicts other tag columns than train.csv"
                             f" ({len(variant.columns)} columns, DATA has {len(columns)})")
+        check_encoders([variant], prep.train.features, run_dir)
 
 
 def add_members(prep: Prepared, loaded: list[tuple[Path, Variant]], out: RunFolder, members: Members) -> None:
     """Bring the variants of other run folders (e.g. imported published heads; see load_members) into
     this run as ensemble members: copied into OUT/variants/ so the run stays self-contained, scored on
-    this run's hold-out. Every variant of each run is brought, not only its final choice's members."""
-    check_member_columns(loaded, prep.labels.columns)
+    this run's hold-out. Every variant of each run is brought, not only its final choice's members.
+    `check_members` has passed them before anything was trained."""
     for run_dir, variant in loaded:
         name = variant.name
         variant.name = name if name not in members else f"{Path(run_dir).name}-{name}"

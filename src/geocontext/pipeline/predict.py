@@ -1,9 +1,6 @@
 """`geocontext predict`: tag a FEATURES split with a finished run (no retraining)."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from ..console import say
 from ..data.readers import data_columns, find, read_test_ids
 from ..data.submission import check_target, write_submission
@@ -27,6 +24,14 @@ def check_run_columns(run_dir, columns, data_dir) -> None:
                         f" unexpected {extra[:5]}); use a run trained on this DATA")
 
 
+def check_encoders(variants, features, run_dir) -> None:
+    """Refuse features from other encoders than `variants` (of the run `run_dir`) were trained on, before
+    any work; print what could not be compared."""
+    warnings = [w for variant in variants for w in variant.check_encoders(features, str(run_dir))]
+    for warning in dict.fromkeys(warnings):
+        say(f"warning: {warning}")
+
+
 def load_run(run_dir) -> tuple[dict, dict[str, Variant], Choice]:
     """A finished run's run.json, the final choice's members (loaded) and the choice."""
     folder = RunFolder(run_dir)
@@ -45,6 +50,7 @@ def predict(run_dir, data_dir, features_dir, out_file, probs_file=None, split: s
     info, variants, choice = load_run(run_dir)
     check_run_columns(run_dir, info["columns"], data_dir)
     features = open_features(features_dir, split)  # one FEATURES folder, or several (their blocks together)
+    check_encoders(variants.values(), features, run_dir)
     ids = features.ids
     inputs = streamed_inputs(data_dir, features, ids, f"{features.path / 'ids.npy'}", split, accept_missing)
     tags = predict_chunks(variants, choice, inputs, probs_file, source=str(out_file))

@@ -17,6 +17,7 @@ from ..embedding.blocks import blocks_identity, check_splits_agree, feature_fold
 from ..embedding.features import FeatureSet, align
 from ..errors import DataError
 from ..hashing import content_digest
+from ..writing import atomic_file
 from .honest import stop_key, stop_rows
 from .run_folder import RunFolder
 
@@ -53,11 +54,13 @@ def missing_rows(split: str, features: FeatureSet, rows: np.ndarray, ids: np.nda
 
 
 def inputs_summary(rows: int, missing: dict, locations: dict, malformed_lines: list, bad_ids: int, not_found: int,
-                   warnings: list[str]) -> dict:
+                   warnings: list[str], undecodable_lines=()) -> dict:
     """One split's counts as report.json keeps them (the same whether metadata was read whole or streamed)."""
     return {"rows": rows, **missing, "locations": locations,
             "metadata": {"malformed_lines": len(malformed_lines), "malformed_examples": list(malformed_lines[:10]),
-                         "bad_ids": bad_ids, "not_found": not_found, "warnings": list(warnings)}}
+                         "bad_ids": bad_ids, "not_found": not_found, "warnings": list(warnings),
+                         "undecodable_lines": len(undecodable_lines),
+                         "undecodable_examples": list(undecodable_lines[:10])}}
 
 
 def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str, accept_missing: bool = False) -> Inputs:
@@ -70,7 +73,8 @@ def load_inputs(data_dir, features_dir, split: str, ids: np.ndarray, source: str
         say(f"warning: {warning}")
     where = grid.locate(meta.grid_reference)
     summary = inputs_summary(len(ids), missing_rows(split, features, rows, ids, accept_missing), where.summary(),
-                             meta.malformed_lines, meta.bad_ids, meta.not_found, meta.warnings)
+                             meta.malformed_lines, meta.bad_ids, meta.not_found, meta.warnings,
+                             meta.undecodable_lines)
     return Inputs(ids, features, rows, grid.normalise(where.latlon), where.irish, summary)
 
 
@@ -128,7 +132,8 @@ def prepare(data_dir, features_dir, out: str | Path, holdout_fraction: float = 0
     test_ids = read_test_ids(data_dir)
     train = load_inputs(data_dir, features_dir, "train", labels.ids, "train.csv", accept_missing)
     test = load_inputs(data_dir, features_dir, "test", test_ids, "test.csv", accept_missing)
-    check_splits_agree(train.features, test.features)
+    for warning in check_splits_agree(train.features, test.features):
+        say(f"warning: {warning}")
     for name, part in (("train", train), ("test", test)):
         _say_summary(name, part.summary)
     holdout = holdout_mask(labels.ids, holdout_fraction, seed)
@@ -136,7 +141,7 @@ def prepare(data_dir, features_dir, out: str | Path, holdout_fraction: float = 0
     fit_rows = ~holdout & (labels.y.sum(axis=1) <= max_tags)
     folder = RunFolder(out)
     folder.path.mkdir(parents=True, exist_ok=True)
-    np.savez(folder.split_npz, holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction)
+    atomic_file(folder.split_npz, lambda h: np.savez(h, holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction))
     key = reuse_key(labels, holdout, fit_rows, test_ids, train, test)
     if len(train.features.blocks) > 2:  # more than the two default blocks: which ones, from which encoders
         key += blocks_identity(train.features)

@@ -41,12 +41,16 @@ from .config import RunConfig
 from .decide import decide
 from .members import Members, member_probs, save_member
 from .outputs import writable_folder
+from .predict import check_encoders
 from .prepare import prepare
 from .results import write_results
 from .run_folder import RunFolder
 
 EMBED_DIM = 512  # CLIP ViT-B-32, the published encoder
 ENCODER = "open_clip ViT-B-32, OpenAI weights"
+# What the published heads' features were, as an encoder identity (embedding.identity): QuickGELU, as
+# OpenAI's weights need; features from a checkpoint file given without --quick-gelu are refused.
+IDENTITY = {"model": "ViT-B-32", "weights": "tag:openai", "quick_gelu": True, "dim": EMBED_DIM}
 SHORT = {"img": "image", "txt": "title", "loc": "location"}
 _NAME = re.compile(r"^(linear|mlp)((?:-(?:img|txt|loc))+)(-mixup)?$")
 _EPOCH = re.compile(r"Epoch\s+(\d+)\s+train_loss\s+([\d.]+)\s+val_acc\s+([\d.]+)\s+macro_f1\s+([\d.]+)")
@@ -180,7 +184,7 @@ def load_published(path: str | Path) -> Variant:
     first = state["weight" if name.head == "linear" else "0.weight"]
     learnt_location = bool(first[:, -2:].abs().max() > 1 / np.sqrt(first.shape[1])) \
         if "location" in name.modalities else None
-    info = {"embeddings": "raw", "encoder": ENCODER,
+    info = {"embeddings": "raw", "encoder": ENCODER, "encoders": {n: IDENTITY for n in name.spec.block_names()},
             "published": {"file": str(path.resolve()), "sha256": _sha256(path), "mixup": name.mixup,
                           "learnt_from_location": learnt_location,
                           "log": read_log(path.with_name(name.stem + ".log.txt"))}}
@@ -267,6 +271,7 @@ def _score_on_holdout(out: RunFolder, variants: list[Variant], run_info: dict, p
                    accept_missing)
     if tuple(prep.labels.columns) != COLUMNS:
         raise DataError(f"{data_dir}: train.csv's tag columns differ from the 49 the published heads predict")
+    check_encoders(variants, prep.train.features, "the published heads")
     timings["load"] = time.perf_counter() - start
     members = Members()
     say(f"warning: {CAVEAT}")

@@ -10,10 +10,11 @@ from ..decoding.decoders import ThresholdDecoder
 from ..decoding.metrics import scores
 from ..training.config import VariantConfig
 from ..training.inputs import FeatureSpec, with_all_blocks
+from ..writing import writing
 from .config import RunConfig
 from .decide import decide
 from .group import Job, train_group
-from .members import Members, add_members, check_member_columns, load_members, reuse, save_member
+from .members import Members, add_members, check_members, load_members, reuse, save_member
 from .outputs import writable_folder
 from .prepare import Prepared, prepare
 from .results import write_results
@@ -51,11 +52,12 @@ def run(data_dir, features_dir, out_dir, config: RunConfig | None = None, with_r
     out = RunFolder(writable_folder(out_dir))
     timings, start = {}, time.perf_counter()
     extra = load_members(with_runs)  # checked before anything is trained
-    prep = prepare(data_dir, features_dir, out.path, config.holdout_fraction, config.seed, config.max_tags,
-                   accept_missing)
-    check_member_columns(extra, prep.labels.columns)
-    timings["load"] = time.perf_counter() - start
-    members = train_variants(prep, config.variants, out, timings, config.seed)
-    add_members(prep, extra, out, members)
-    outcome = decide(prep, out, members, config, timings)
-    return write_results(out, prep, members, outcome, config, timings, start)
+    with writing(out.path, "the run folder"):  # each file is whole or absent; a full disk is one line
+        prep = prepare(data_dir, features_dir, out.path, config.holdout_fraction, config.seed, config.max_tags,
+                       accept_missing)
+        check_members(extra, prep)
+        timings["load"] = time.perf_counter() - start
+        members = train_variants(prep, config.variants, out, timings, config.seed)
+        add_members(prep, extra, out, members)
+        outcome = decide(prep, out, members, config, timings)
+        return write_results(out, prep, members, outcome, config, timings, start)

@@ -22,11 +22,11 @@ import numpy as np
 
 from ..errors import DataError
 from ..training.variant import SPEC_FILE
+from ..writing import atomic_file
 
 
 def _write_json(path: Path, value) -> Path:
-    path.write_text(json.dumps(value, indent=2))
-    return path
+    return atomic_file(path, lambda h: h.write(json.dumps(value, indent=2).encode()))
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ class MemberFolder:
         return (self.path / SPEC_FILE).is_file()
 
     def write(self, holdout: np.ndarray, test: np.ndarray, report: dict) -> None:
-        np.save(self.holdout_probs, holdout)
-        np.save(self.test_probs, test)
+        for path, probs in ((self.holdout_probs, holdout), (self.test_probs, test)):
+            atomic_file(path, lambda h, p=probs: np.save(h, p), needed=probs.nbytes)
         _write_json(self.report, report)
 
     def read(self) -> tuple[np.ndarray, np.ndarray, dict]:

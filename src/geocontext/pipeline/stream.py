@@ -11,11 +11,12 @@ import pandas as pd
 from ..competition import ID
 from ..console import say
 from ..data import grid
-from ..data.readers import iter_metadata
+from ..data.readers import iter_metadata, undecodable_warning
 from ..data.submission import check_probabilities
 from ..decoding.select import Choice
 from ..embedding.features import FeatureSet, align, release
 from ..training.variant import Variant
+from ..writing import writing
 from .prepare import Inputs, inputs_summary, missing_rows
 
 
@@ -29,11 +30,12 @@ def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str
     location = np.full((len(ids), 2), np.nan, dtype=np.float32)
     irish, found = np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=bool)
     counts = {"empty": 0, "malformed": 0}
-    malformed_lines, malformed_refs, bad_ids, sources = [], [], [], 0
-    for df, skipped, bad in iter_metadata(data_dir):
+    malformed_lines, malformed_refs, bad_ids, undecodable, sources = [], [], [], [], 0
+    for df, skipped, bad, text in iter_metadata(data_dir):
         sources += 1
         malformed_lines += skipped
         bad_ids += bad
+        undecodable += text
         pos = index.get_indexer(df[ID].to_numpy())
         refs = df["grid_reference"].to_numpy(dtype=object)[pos >= 0]
         pos, first = np.unique(pos[pos >= 0], return_index=True)
@@ -48,13 +50,15 @@ def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str
     not_found = int((~found).sum())
     warnings = [f"{b}: gridimage_id is not a number" for b in bad_ids[:10]] if sources else \
         [f"{Path(data_dir)}: no metadata.csv: every title and location will be unknown"]
+    warnings += [undecodable_warning(undecodable)] if undecodable else []
     for warning in warnings:
         say(f"warning: {warning}")
     known = ~np.isnan(location[:, 0])
     locations = {"rows": len(ids), "known": int(known.sum()), "irish": int(irish.sum()),
                  "empty": counts["empty"] + not_found, "malformed": counts["malformed"],
                  "malformed_examples": malformed_refs}
-    summary = inputs_summary(len(ids), missing, locations, malformed_lines, len(bad_ids), not_found, warnings)
+    summary = inputs_summary(len(ids), missing, locations, malformed_lines, len(bad_ids), not_found, warnings,
+                             undecodable)
     return Inputs(ids, features, rows, location, irish, summary)
 
 
@@ -67,30 +71,32 @@ def predict_chunks(variants: dict[str, Variant], choice: Choice, inputs: Inputs,
     if probs_file is not None and not str(probs_file).endswith(".npy"):
         probs_file = f"{probs_file}.npy"  # as np.save names it
     part_file = None if probs_file is None else Path(f"{probs_file}.part")  # complete or absent, never half
-    try:
-        for start in range(0, max(n, 1), chunk):
-            part = slice(start, start + chunk)
-            fused: dict = {}  # variants sharing a feature spec fuse each chunk once
-            probs = [variants[m].predict_proba(inputs.features, inputs.rows[part], inputs.location[part],
-                                               inputs.irish[part], fused) for m in choice.members]
-            del fused
-            if tags is None:
-                tags = np.empty((n, probs[0].shape[1]), dtype=np.uint8)
-                out = None if part_file is None else _npy_writer(part_file, (n, probs[0].shape[1]))
-            combined = choice.combine(probs)
-            check_probabilities(combined, inputs.ids[part], source)
-            tags[part] = choice.decode(probs)
+    needed = n * len(variants[choice.members[0]].columns) * 4
+    with writing(Path(probs_file or ".").parent, f"the probabilities {Path(probs_file or '').name}", needed):
+        try:
+            for start in range(0, max(n, 1), chunk):
+                part = slice(start, start + chunk)
+                fused: dict = {}  # variants sharing a feature spec fuse each chunk once
+                probs = [variants[m].predict_proba(inputs.features, inputs.rows[part], inputs.location[part],
+                                                   inputs.irish[part], fused) for m in choice.members]
+                del fused
+                if tags is None:
+                    tags = np.empty((n, probs[0].shape[1]), dtype=np.uint8)
+                    out = None if part_file is None else _npy_writer(part_file, (n, probs[0].shape[1]))
+                combined = choice.combine(probs)
+                check_probabilities(combined, inputs.ids[part], source)
+                tags[part] = choice.decode(probs)
+                if out is not None:
+                    out.write(np.ascontiguousarray(combined, dtype="<f4").tobytes())
+                release(inputs.features)
             if out is not None:
-                out.write(np.ascontiguousarray(combined, dtype="<f4").tobytes())
-            release(inputs.features)
-    except BaseException:
-        if out is not None:
-            out.close()
-            part_file.unlink(missing_ok=True)
-        raise
-    if out is not None:
-        out.close()
-        part_file.replace(probs_file)
+                out.close()  # flushes: a full disk may show only here
+                part_file.replace(probs_file)
+        except BaseException:
+            if out is not None:
+                out.close()
+                part_file.unlink(missing_ok=True)
+            raise
     return tags
 
 

@@ -52,6 +52,9 @@ def _evaluate(args) -> int:
 def _leaderboard(args) -> int:
     from .reports.leaderboard import collect, format_table
 
+    args.runs = [*args.runs, *args.run_options]
+    if not args.runs:
+        raise ValueError("leaderboard needs at least one run folder: leaderboard RUN [RUN ...] (or --run RUN)")
     rows = collect(args.runs)
     rows = [r for r in rows if r["final"]] if args.final else rows
     print(json.dumps(rows[: args.top], indent=2) if args.json else format_table(rows[: args.top]))
@@ -114,12 +117,15 @@ def add_parser(sub) -> None:
     p.set_defaults(func=_check)
 
     p = sub.add_parser("evaluate", help="score a submission against a solution file, leaderboard-style")
-    p.add_argument("--submission", required=True, type=Path, help="submission .csv.zip or .csv")
+    p.add_argument("--submission", "--file", dest="submission", required=True, type=Path,
+                   help="submission .csv.zip or .csv (--file: the same, as `submit` spells it)")
     p.add_argument("--solution", required=True, type=Path, help="solution CSV: gridimage_id, tag columns, optional Usage")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("leaderboard", help="rank the candidates of run folders by honest hold-out exact match")
-    p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folders (OUT of `run`)")
+    p.add_argument("runs", nargs="*", type=Path, metavar="RUN", help="run folders (OUT of `run`)")
+    p.add_argument("--run", dest="run_options", action="append", type=Path, default=[], metavar="RUN",
+                   help="a run folder, as the other verbs name it (repeatable; the same as RUN)")
     p.add_argument("--top", type=int, default=30, help="rows to show (default: 30)")
     p.add_argument("--final", action="store_true", help="only each run's final choice")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -154,5 +154,6 @@ def write_feature_folder(data_dir, out, seed: int = 0, dim: int = 512, noise: fl
         labels = read_labels(Path(data_dir) / name, columns=world.columns)
         image, title = synthesize_features(world, labels.y, rng, noise=noise)
         save_features(out, split, labels.ids, image, title,
-                      {"encoder": f"synthetic (geocontext.synth, seed {seed})", "synthetic": True})
+                      {"encoder": f"synthetic (geocontext.synth, seed {seed})", "synthetic": True,
+                       "identity": {"model": "synthetic", "weights": f"synthetic:seed{seed}", "dim": dim}})
     return Path(out)

@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from ..embedding.features import FeatureSet, looks_normalised
+from ..embedding.identity import check_same
 from ..errors import DataError
+from ..writing import atomic_file
 from .heads import build_head, predict_proba
 from .inputs import FeatureSpec, Standardizer, fuse, located, location_columns
 from .location import FOURIER_DIM, LocationPriors
@@ -49,7 +51,8 @@ class Variant:
     hidden: int = 256
     dropout: float = 0.5
     # training config, history, scores: carried, not used; except "embeddings": "raw", which makes
-    # predict_proba refuse L2-normalised features (the published heads were trained on raw ones)
+    # predict_proba refuse L2-normalised features (the published heads were trained on raw ones), and
+    # "encoders" (block -> encoder identity of the features it was trained on), which check_encoders reads
     info: dict = field(default_factory=dict)
     priors: LocationPriors | None = None  # fitted on the training rows, when features.priors
 
@@ -77,6 +80,18 @@ class Variant:
             said = "its meta.json says normalized: true" if features.meta.get("normalized") else "its rows have unit norm"
             raise DataError(f"{features.path}: variant {self.name!r} needs raw (un-normalised) embeddings, as it was"
                             f" trained on them, but {said}; embed the photos again without L2 normalisation")
+
+    def check_encoders(self, features: FeatureSet, run: str) -> list[str]:
+        """Refuse features whose blocks come from other encoders than those the variant was trained on
+        (DataError naming both); return warnings for what could not be compared (embedding.identity)."""
+        recorded = self.info.get("encoders") or {}
+        warnings = []
+        for name in self.features.block_names():
+            block = features.block(name)
+            warnings += check_same(recorded.get(name), block.info.get("identity"),
+                                   f"{run}: variant {self.name!r} (trained on {name})", block.where,
+                                   "give the features the run was trained on, or embed them with its encoder")
+        return warnings
 
     def predict_proba(self, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
                       irish: np.ndarray | None = None, fused: dict | None = None) -> np.ndarray:
@@ -106,12 +121,17 @@ class Variant:
         state = {"head": self.head.state_dict(), "scaler": self.scaler.state()}
         if self.priors is not None:
             state["priors"] = self.priors.state()
-        torch.save(state, folder / MODEL_FILE)
+        atomic_file(folder / MODEL_FILE, lambda h: torch.save(state, h))
         spec = {"name": self.name, "features": self.features.to_dict(), "head": self.head_kind,
                 "hidden": self.hidden, "dropout": self.dropout, "in_dim": self.in_dim,
                 "columns": list(self.columns), **self.info}
-        (folder / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+        atomic_file(folder / SPEC_FILE, lambda h: h.write(json.dumps(spec, indent=2).encode()))
         return folder
+
+    @staticmethod
+    def encoders(spec: FeatureSpec, features: FeatureSet) -> dict:
+        """What a variant on `spec` records of `features`: each fused block's encoder identity."""
+        return {name: features.block(name).info.get("identity") for name in spec.block_names()}
 
     @staticmethod
     def read_info(folder: str | Path) -> dict:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
+from ..writing import atomic_file
 from .classifier import TypeClassifier
 from .distance import DIST_MAP
 from .labels import CLASSES
@@ -34,12 +35,11 @@ def save_checkpoint(path: str | Path, model: TypeClassifier, classes=CLASSES, di
                          f" the model has {model.dist_emb.num_embeddings}")
     extra = {"format": FORMAT, "thresholds": None if thresholds is None else [float(t) for t in thresholds],
              "config": config or {}}
-    torch.save({"model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "classes": list(classes), "dist_map": dist_map, "clip_dim": model.clip_dim,
-                "dist_embed_dim": model.dist_emb.embedding_dim, "epoch": epoch,
-                "optimizer_state_dict": optimizer_state, "loss": None if loss is None else float(loss),
-                "geocontext": extra}, path)
-    return path
+    state = {"model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             "classes": list(classes), "dist_map": dist_map, "clip_dim": model.clip_dim,
+             "dist_embed_dim": model.dist_emb.embedding_dim, "epoch": epoch,
+             "optimizer_state_dict": optimizer_state, "loss": None if loss is None else float(loss), "geocontext": extra}
+    return atomic_file(path, lambda h: torch.save(state, h), "the checkpoint")
 
 
 def load_checkpoint(path: str | Path) -> tuple[TypeClassifier, dict]:
@@ -55,6 +55,10 @@ def load_checkpoint(path: str | Path) -> tuple[TypeClassifier, dict]:
         found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise DataError(f"{path}: not a type-classifier checkpoint (expected keys {list(REQUIRED)}, found {found})")
     state, classes, dist_map = ckpt["model_state_dict"], list(ckpt["classes"]), dict(ckpt["dist_map"])
+    unexpected, missing = [c for c in classes if c not in CLASSES], [c for c in CLASSES if c not in classes]
+    if unexpected or missing or len(classes) != len(CLASSES):  # an unknown class would be posted as a type tag
+        raise DataError(f"{path}: classes {classes} are not Geograph's {len(CLASSES)} type classes {list(CLASSES)}"
+                        f" (unexpected {unexpected}, missing {missing}); use a checkpoint trained on them")
     model = TypeClassifier(len(classes), len(dist_map), int(ckpt["clip_dim"]), int(ckpt["dist_embed_dim"]))
     try:
         model.load_state_dict(state)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..decoding.decoders import ThresholdDecoder
 from ..errors import DataError
+from ..writing import writing
 from .checkpoint import load_checkpoint, thresholds_of
 from .classifier import type_probabilities as predict_proba
 from .distance import distance_index
@@ -51,7 +52,7 @@ def predict_file(model_path, data_path, out_path, threshold: float | None = LABE
     report = ReadReport(str(data_path))
     photos = lines = low = 0
     tmp = out_path.with_name(out_path.name + ".part")  # a finished file or none: never a half-written one
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with writing(out_path.parent, out_path.name, partial=[tmp]), open(tmp, "w", encoding="utf-8") as handle:
         try:
             for rows in iter_rows(data_path, report, chunk_rows=chunk_rows, dim=model.clip_dim):
                 probs = predict_proba(model, rows.embeddings, distance_index(rows.distance, dist_map))

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..decoding.metrics import exact_match, per_tag_f1
+from ..writing import atomic_file
 
 
 def classification_report(y_true, y_pred, classes) -> dict:
@@ -75,7 +76,7 @@ def plot_confusion(y_true, y_pred, classes, path: str | Path, title: str = "") -
     middle.colorbar(image, ax=ax, shrink=0.8, label="share of the true class")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_file(path, lambda h: fig.savefig(h, format="png", dpi=110), "the confusion matrices")
     return path
 
 

@@ -51,7 +51,9 @@ def add_parser(sub) -> None:
     p.set_defaults(func=_train)
 
     p = steps.add_parser("evaluate", help="per-class precision/recall/F1, macro F1, exact match, confusion PNG")
-    p.add_argument("--model", required=True, type=Path, help="checkpoint (ours or a published best_geograph_model_*.pth)")
+    p.add_argument("--checkpoint", "--model", dest="model", required=True, metavar="FILE", type=Path,
+                   help="type-classifier checkpoint (ours or a published best_geograph_model_*.pth; --model is the"
+                   " same option)")
     p.add_argument("--data", required=True, type=Path, help="labelled types dataset (.jsonl or .jsonl.gz)")
     p.add_argument("--split", default="tes", help="rows to score: tra, val, tes or all (default: tes)")
     p.add_argument("--threshold", type=float, help="one threshold for every class (default: the checkpoint's tuned"
@@ -60,7 +62,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=_evaluate)
 
     p = steps.add_parser("predict", help="write the labeller's output: image_id, label, score per line")
-    p.add_argument("--model", required=True, type=Path, help="checkpoint (ours or a published one)")
+    p.add_argument("--checkpoint", "--model", dest="model", required=True, metavar="FILE", type=Path,
+                   help="type-classifier checkpoint (ours or a published one; --model is the same option)")
     p.add_argument("--data", required=True, type=Path, help="types dataset (.jsonl or .jsonl.gz; types and split not needed)")
     p.add_argument("--out", required=True, type=Path, help="predictions to write (.jsonl)")
     group = p.add_mutually_exclusive_group()

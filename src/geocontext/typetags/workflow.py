@@ -18,6 +18,7 @@ from ..console import say
 from ..decoding.decoders import ThresholdDecoder
 from ..decoding.thresholds import tune_thresholds
 from ..errors import DataError
+from ..writing import atomic_file
 from .checkpoint import load_checkpoint, save_checkpoint, thresholds_of
 from .classifier import TypeClassifier
 from .classifier import type_probabilities as predict_proba
@@ -130,7 +131,7 @@ def train_run(data_path, out_dir, config: TypesTrainConfig | None = None) -> dic
     save_checkpoint(out / "model.pth", result.model, CLASSES, DIST_MAP, result.best_epoch, result.optimizer_state,
                     result.best_loss, thresholds, config.to_dict())
     report["seconds"] = time.perf_counter() - start
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    atomic_file(out / "report.json", lambda h: h.write(json.dumps(report, indent=2).encode()))
     say(f"checkpoint: {out / 'model.pth'}; report: {out / 'report.json'}")
     return report
 
@@ -156,6 +157,6 @@ def evaluate_file(model_path, data_path, split: str = "tes", out_dir=None, thres
     out = Path(out_dir) if out_dir is not None else Path(model_path).parent / f"evaluation-{stem}-{split}"
     report["confusion_png"] = str(plot_confusion(data.y, pred, classes, out / "confusion.png",
                                                  f"{Path(model_path).name} on {split} ({len(pred)} photos)"))
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    atomic_file(out / "report.json", lambda h: h.write(json.dumps(report, indent=2).encode()))
     say(format_report(report, f"{model_path} on {data_path} ({split}):"))
     return report

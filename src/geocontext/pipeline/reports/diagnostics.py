@@ -14,6 +14,7 @@ import numpy as np
 from ...decoding.metrics import per_tag_f1
 from ...decoding.select import Choice
 from ...errors import DataError
+from ...writing import atomic_file
 from ..run_folder import RunFolder
 
 
@@ -23,10 +24,9 @@ def save_holdout(out: RunFolder, ids: np.ndarray, y: np.ndarray, predicted: np.n
     `rows`: their positions among the hold-out rows of the members' probabilities (default: all of them)."""
     path = out.holdout_npz
     rows = np.arange(len(ids)) if rows is None else rows
-    np.savez_compressed(path, ids=np.asarray(ids, dtype=np.int64), y=np.asarray(y, dtype=np.uint8),
-                        predicted=np.asarray(predicted, dtype=np.uint8), choice=np.array(choice_name),
-                        rows=np.asarray(rows, dtype=np.int64))
-    return path
+    return atomic_file(path, lambda h: np.savez_compressed(
+        h, ids=np.asarray(ids, dtype=np.int64), y=np.asarray(y, dtype=np.uint8),
+        predicted=np.asarray(predicted, dtype=np.uint8), choice=np.array(choice_name), rows=np.asarray(rows, dtype=np.int64)))
 
 
 @dataclass

@@ -12,6 +12,7 @@ import numpy as np
 from ...competition import image_path
 from ...console import progress
 from ...data.readers import read_metadata
+from ...writing import atomic_file
 from .diagnostics import Holdout
 from .html_page import data_uri, esc
 
@@ -42,9 +43,7 @@ def thumbnail(data_dir: Path, gid: int, cache: Path) -> bytes | None:
     except (OSError, UnidentifiedImageError, ValueError):
         return None
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(cached)
+    atomic_file(cached, lambda h: h.write(buffer.getvalue()), "the report's thumbnails")
     return buffer.getvalue()
 
 

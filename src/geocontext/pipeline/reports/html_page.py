@@ -6,6 +6,8 @@ import base64
 from html import escape
 from pathlib import Path
 
+from ...writing import atomic_file
+
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d2329;
        background: #f6f7f9; }
@@ -102,8 +104,4 @@ def page(title: str, header_lines: list[str], sections: list[tuple[str, str, str
 
 def write_page(path: Path, html: str) -> Path:
     """Written beside and then renamed, so a reader never sees half a page."""
-    path = Path(path)
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_file(Path(path), lambda h: h.write(html.encode("utf-8")), "the report page")

@@ -7,6 +7,7 @@ import numpy as np
 
 from ...decoding.decoders import LabelSetDecoder, ThresholdDecoder
 from ...decoding.metrics import per_tag_f1
+from ...writing import atomic_file
 from ..run_folder import RunFolder
 
 
@@ -25,7 +26,7 @@ def plot_per_tag_f1(path: Path, f1: np.ndarray, names: list[str], prevalence: np
     ax.set_xlabel("hold-out F1 (cross-fitted; share of hold-out photos with the tag in brackets)")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_file(path, lambda h: fig.savefig(h, format="png", dpi=110))
     plt.close(fig)
     return path
 
@@ -88,5 +89,5 @@ def write_report(out: RunFolder, report: dict, choice, y_holdout: np.ndarray, pr
             f"{report['rows']['dropped_many_tags']} dropped for having too many tags.", "",
         "## Timings (s)", "", _table(["step", "seconds"], [[k, v] for k, v in report["timings_s"].items()]), "",
     ]
-    out.report_md.write_text("\n".join(lines))
+    atomic_file(out.report_md, lambda h: h.write("\n".join(lines).encode()))
     return out.report_md
