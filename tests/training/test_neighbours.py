@@ -68,7 +68,7 @@ def test_fit_neighbours_out_of_fold_for_fit_rows_and_from_fit_rows_for_the_other
     block, cols = fit_neighbours(ids, y, fit, seed=3)
     assert np.array_equal(block.ids, np.sort(ids[fit]))
     assert np.allclose(cols[~fit], block.features(ids[~fit]))
-    assert np.allclose(cols[fit], block.out_of_fold(ids[fit], y[fit], folds(ids[fit], nb.OOF_FOLDS, 3), 3))
+    assert np.allclose(cols[fit], block.out_of_fold(ids[fit], y[fit], folds(ids[fit], block.spec.folds, 3), 3))
 
 
 def test_neighbours_say_the_tags_of_a_run_and_nothing_when_ids_are_shuffled():

@@ -6,7 +6,8 @@ its own threshold) and picks the best of the common training sets, or the photo'
 when that wins by a novel penalty. Here each of the photo's k nearest labelled ids adds its own tag set
 as a candidate, scored the same way plus a bonus a + b * log(1 + gap) + c * (other neighbours among the
 k with the same set) (a neighbour's set is likelier than its frequency says, the less the further off it
-was uploaded, the more if its neighbours agree); a, b and c are tuned on the rows given.
+was uploaded, the more if its neighbours agree), for neighbours within max_gap; a, b, c and max_gap are
+tuned on the rows given.
 A neighbour's set may be rare (outside the 1,000 common sets), so this can reach sets the decoder cannot.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..training.neighbours import tag_codes, tag_sets
 BONUS_A = (-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
 BONUS_B = (0.0, -0.25, -0.5, -1.0, -1.5)
 BONUS_C = (0.0, 0.5, 1.0, 2.0)
+MAX_GAP = (8, 32, 128, 1024, 1 << 20)  # candidates further off are not offered
 
 
 class SetFrequency:
@@ -62,8 +64,9 @@ class NeighbourSets:
         self.codes, self.loggap = codes, np.log1p(gaps).astype(np.float32)
         self.agree = ((codes[:, :, None] == codes[:, None, :]) & valid[:, None, :]).sum(axis=2) - 1.0
 
-    def decode(self, a: float, b: float, c: float = 0.0) -> np.ndarray:
-        score = self.cand_score + a + b * self.loggap + c * self.agree
+    def decode(self, a: float, b: float, c: float = 0.0, max_gap: float = np.inf) -> np.ndarray:
+        score = np.where(self.loggap <= np.log1p(max_gap), self.cand_score + a + b * self.loggap + c * self.agree,
+                         -np.inf)
         best = score.argmax(axis=1)
         use = score[np.arange(len(best)), best] > self.base_score
         out = self.base.copy()
@@ -72,21 +75,21 @@ class NeighbourSets:
 
 
 def tune_bonus(decoder: LabelSetDecoder, probs: np.ndarray, y: np.ndarray, codes: np.ndarray, gaps: np.ndarray,
-               freq: SetFrequency) -> tuple[float, float, float, float]:
-    """(a, b, c, exact match) with the best exact match on (probs, y); a = -inf: no bonus beat the plain
-    decoder there, so none is used."""
+               freq: SetFrequency) -> tuple[float, float, float, int, float]:
+    """(a, b, c, max_gap, exact match) with the best exact match on (probs, y); a = -inf: no bonus beat
+    the plain decoder there, so none is used."""
     sets = NeighbourSets(decoder, probs, codes, gaps, freq)
     right = lambda tags: float((tags == y).all(axis=1).mean())  # noqa: E731
-    best = (-np.inf, 0.0, 0.0, right(sets.base))
-    for a, b, c in itertools.product(BONUS_A, BONUS_B, BONUS_C):
-        e = right(sets.decode(a, b, c))
-        if e > best[3]:
-            best = (a, b, c, e)
+    best = (-np.inf, 0.0, 0.0, 0, right(sets.base))
+    for a, b, c, g in itertools.product(BONUS_A, BONUS_B, BONUS_C, MAX_GAP):
+        e = right(sets.decode(a, b, c, g))
+        if e > best[4]:
+            best = (a, b, c, g, e)
     return best
 
 
 def decode_with_neighbours(decoder: LabelSetDecoder, probs: np.ndarray, codes: np.ndarray, gaps: np.ndarray,
-                           freq: SetFrequency, a: float, b: float, c: float) -> np.ndarray:
+                           freq: SetFrequency, a: float, b: float, c: float, max_gap: int) -> np.ndarray:
     if not np.isfinite(a):  # tuning found no bonus that helps: the plain label-set decoder
         return decoder.decode(probs)
-    return NeighbourSets(decoder, probs, codes, gaps, freq).decode(a, b, c)
+    return NeighbourSets(decoder, probs, codes, gaps, freq).decode(a, b, c, max_gap)

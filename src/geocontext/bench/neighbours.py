@@ -108,8 +108,10 @@ def location_inputs(refs: np.ndarray, ids: np.ndarray, y: np.ndarray, labelled: 
                            fourier_features(location)], axis=1).astype(np.float32)
 
 
-def make_world(family: str, order: str, size: str, seed: int, shared: Path, inputs: str) -> World:
-    n_lab, n_test = SIZES[size] if size in SIZES else map(int, size.split("/"))
+def make_world(family: str, order: str, size: str, seed: int, shared: Path, inputs: str,
+               features: bool = True) -> World:
+    """The world's rows, and (unless `features` is False: decoders only) its standardised inputs."""
+    n_lab, n_test = SIZES[size] if size in SIZES else map(int, size.replace("+", "/").split("/"))
     labels = real_labels(str(shared / "train.csv.zip"))
     pick = np.random.default_rng(seed).permutation(len(labels))[:n_lab + n_test]  # as competition_data.build
     ids, y = labels.ids[pick], labels.y[pick]
@@ -121,6 +123,9 @@ def make_world(family: str, order: str, size: str, seed: int, shared: Path, inpu
     hold = labelled & holdout_mask(ids, 0.2, seed)
     stop = hold & stop_mask(ids, 0.25, seed)
     learn = labelled & ~hold & (y.sum(axis=1) <= 5)
+    name = f"{family}/{order}/{size.replace('/', '+')}/{inputs}/seed{seed}"
+    if not features:
+        return World(name, ids, y, np.zeros((len(y), 0), np.float32), labelled, learn, stop, hold & ~stop)
     made = generate(family, y, seed)
     d = made.image.shape[1]
     loc = location_inputs(made.grid_reference, ids, y, labelled, learn, seed) if inputs == "img-txt-loc" else None
@@ -133,7 +138,7 @@ def make_world(family: str, order: str, size: str, seed: int, shared: Path, inpu
     del made, loc
     _unit_(emb[:, :d]), _unit_(emb[:, d + 1:2 * d + 1])
     Standardizer.fit(emb, np.flatnonzero(learn)).transform_(emb)
-    return World(f"{family}/{order}/{size}/{inputs}/seed{seed}", ids, y, emb, labelled, learn, stop, hold & ~stop)
+    return World(name, ids, y, emb, labelled, learn, stop, hold & ~stop)
 
 
 def block_columns(w: World, spec: NeighbourSpec | None, seed: int, far: list[int]) -> dict:
@@ -174,13 +179,13 @@ def decoders(w: World, p_sel: np.ndarray, p_test: dict, cand: dict) -> dict:
     sets = LabelSetDecoder.from_labels(w.y[w.learn], 1000).with_settings(0.0, None, float(t))
     sets = sets.tune(p_sel, y_sel, PRIOR_WEIGHTS, PENALTIES)
     freq = SetFrequency(w.y[w.learn])
-    a, b, c, _ = tune_bonus(sets, p_sel, y_sel, *cand["select"], freq)
+    a, b, c, g, _ = tune_bonus(sets, p_sel, y_sel, *cand["select"], freq)
     out = {"settings": {"threshold": float(t), "prior_weight": sets.prior_weight, "novel_penalty": sets.novel_penalty,
-                        "bonus": [a, b, c]}}
+                        "bonus": [a, b, c, g]}}
     for key, p in p_test.items():
         out[key] = {"0.5": _exact(y_test, ensure_one_tag(p >= 0.5, p)),
                     "label-set": _exact(y_test, sets.decode(p)),
-                    "label-set+nb": _exact(y_test, decode_with_neighbours(sets, p, *cand[key], freq, a, b, c))}
+                    "label-set+nb": _exact(y_test, decode_with_neighbours(sets, p, *cand[key], freq, a, b, c, g))}
     return out
 
 
@@ -211,7 +216,7 @@ def run_head(w: World, head: str, block: str, cols: dict, far: list[int], cand: 
     if probs_dir is not None:  # kept so decoders can be re-measured without training again
         probs_dir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(probs_dir / f"{w.name.replace('/', '_')}_{head}_{block}.npz",
-                            select=p_sel.astype(np.float16), **{k: v.astype(np.float16) for k, v in p_test.items()})
+                            select=p_sel, **p_test)
     scores = decoders(w, p_sel, p_test, cand)
     return {"world": w.name, "head": head, "block": block, "best_epoch": result.best_epoch,
             "dim": w.emb.shape[1] + (cols["labelled"].shape[1] if cols else 0),
@@ -238,18 +243,63 @@ def table(records: list[dict], far: list[int]) -> str:
         rows = [r for r in records if r["world"] == world]
         base = {r["head"]: r for r in rows if r["block"] == "none"}
         decs = ["0.5", "label-set", "label-set+nb"]
-        lines.append(f"\n{world}   (test exact match; in brackets the gain over the same head without the block)")
+        lines.append(f"\n{world}   (test exact match; in brackets: the gain over the same head without the block, same decoder and photos)")
         lines.append(f"{'head':7s} {'block':14s} {'dim':>5s} " + " ".join(f"{d:>16s}" for d in decs)
-                     + "".join(f" {'far ' + str(x) + ' label-set':>22s}" for x in far) + "  epoch")
+                     + "".join(f" {'far ' + str(x) + ' ' + d:>22s}" for x in far for d in decs[1:]) + "  epoch")
         for r in rows:
             b = base.get(r["head"])
 
             def cell(key, dec, width):
-                gain = "" if b is None or r is b else f" ({r[key][dec] - b['test'][dec]:+.4f})"
+                gain = "" if b is None or r is b else f" ({r[key][dec] - b[key][dec]:+.4f})"
                 return f"{r[key][dec]:.4f}{gain}".rjust(width)
             lines.append(f"{r['head']:7s} {r['block']:14s} {r['dim']:5d} " + " ".join(cell("test", d, 16) for d in decs)
-                         + "".join(" " + cell(f"far{x}", "label-set", 22) for x in far) + f"  {r['best_epoch']:5d}")
+                         + "".join(" " + cell(f"far{x}", d, 22) for x in far for d in decs[1:])
+                         + f"  {r['best_epoch']:5d}")
     return "\n".join(lines)
+
+
+def redecode(records: list[dict], out: Path, shared: Path, far: list[int]) -> None:
+    """Decoders measured again on the probabilities kept beside `out` (no training)."""
+    for world in dict.fromkeys(r["world"] for r in records):
+        family, order, size, inputs, seed = world.split("/")
+        w = make_world(family, order, size, int(seed[4:]), shared, inputs, features=False)
+        cand = candidates(w, far)
+        for r in (r for r in records if r["world"] == world):
+            kept = out.with_suffix(".probs") / f"{world.replace('/', '_')}_{r['head']}_{r['block']}.npz"
+            if kept.exists():
+                p = np.load(kept)
+                r.update(decoders(w, p["select"].astype(np.float32),
+                                  {k: p[k].astype(np.float32) for k in ["test"] + [f"far{x}" for x in far]}, cand))
+                say(f"  {world} {r['head']} {r['block']}: {r['test']}")
+
+
+def cost(shared: Path, spec: NeighbourSpec, archive: int, chunk: int = 262_144) -> dict:
+    """Seconds and peak memory of the block at the real scale: fitted on every labelled photo of the real
+    train.csv.zip (out of fold for all), the 135,489 test ids, then `archive` ids streamed in chunks."""
+    import resource
+
+    from ..data.readers import read_test_ids
+
+    labels = real_labels(str(shared / "train.csv.zip"))
+    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # noqa: E731  (GB; Linux gives kB)
+    out, before = {"labelled": len(labels), "dim": IdNeighbours.fit(labels.ids[:1], labels.y[:1], spec).dim}, rss()
+    t0 = time.perf_counter()
+    block, cols = fit_neighbours(labels.ids, labels.y, np.ones(len(labels), bool), 0, spec)
+    out["fit_out_of_fold_s"], out["columns_gb"] = time.perf_counter() - t0, cols.nbytes / 2**30
+    del cols
+    test_ids = read_test_ids(shared)
+    t0 = time.perf_counter()
+    block.features(test_ids)
+    out["test_s"], out["test"] = time.perf_counter() - t0, len(test_ids)
+    ids = np.random.default_rng(0).integers(0, 8_500_000, archive)
+    t0 = time.perf_counter()
+    for s in range(0, archive, chunk):
+        block.features(ids[s:s + chunk])
+    out["archive"], out["archive_s"], out["archive_chunk"] = archive, time.perf_counter() - t0, chunk
+    out["peak_rss_gb"], out["rss_before_gb"] = rss(), before
+    out["state_mb"] = sum(v.numel() * v.element_size() for v in block.state().values()
+                          if isinstance(v, torch.Tensor)) / 2**20
+    return out
 
 
 def main(argv=None) -> int:
@@ -266,13 +316,25 @@ def main(argv=None) -> int:
     ap.add_argument("--far", default="256,inf", help="exclusion radii for far test photos (inf: no neighbour)")
     ap.add_argument("--out", default="bench-cache/neighbours.json")
     ap.add_argument("--shared", default=str(SHARED), help="folder with the real train.csv.zip")
+    ap.add_argument("--decode-only", action="store_true", help="re-measure the decoders of --out's records on"
+                    " their kept probabilities (nothing trained)")
+    ap.add_argument("--cost", type=int, default=0, metavar="ARCHIVE",
+                    help="only measure the block's seconds and memory at the real scale, streaming ARCHIVE ids")
     args = ap.parse_args(argv)
+    if args.cost:
+        print(json.dumps(cost(Path(args.shared), next(s for s in parse_blocks(args.blocks).values() if s), args.cost), indent=1))
+        return 0
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     far = [GAP_CAP if r == "inf" else int(r) for r in args.far.split(",") if r]
     blocks = parse_blocks(args.blocks)
     out = Path(args.out)
     records = json.loads(out.read_text())["records"] if out.exists() else []
     done = {(r["world"], r["head"], r["block"]) for r in records}
+    if args.decode_only:
+        redecode(records, out, Path(args.shared), far)
+        out.write_text(json.dumps({"args": vars(args), "records": records}, indent=1))
+        print(table(records, far))
+        return 0
     for seed in map(int, args.seeds.split(",")):
         for family in args.families.split(","):
             for order in args.orders.split(","):

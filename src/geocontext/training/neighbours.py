@@ -50,6 +50,7 @@ class NeighbourSpec:
     tau: float = 16.0  # gap at which a nearest neighbour weighs half
     dropout: float = 0.0  # share of training rows given an exclusion radius
     radius_max: float = float(GAP_CAP)  # their radius: log-uniform in [1, radius_max] (GAP_CAP: none left)
+    folds: int = OOF_FOLDS  # out-of-fold folds for training rows (more: their neighbours as dense as a test photo's)
 
     def __post_init__(self):
         object.__setattr__(self, "windows", tuple(sorted(int(w) for w in self.windows)))
@@ -58,8 +59,9 @@ class NeighbourSpec:
             raise ValueError("neighbour block: give at least one window or one nearest count")
         if any(w < 1 for w in self.windows) or any(k < 1 for k in self.nearest):
             raise ValueError("neighbour windows and nearest counts must be >= 1")
-        if not (self.strength > 0 and self.tau > 0 and 0 <= self.dropout <= 1 and self.radius_max >= 1):
-            raise ValueError("neighbour strength and tau must be > 0, dropout in [0, 1], radius_max >= 1")
+        if not (self.strength > 0 and self.tau > 0 and 0 <= self.dropout <= 1 and self.radius_max >= 1
+                and self.folds >= 2):
+            raise ValueError("neighbour strength and tau must be > 0, dropout in [0, 1], radius_max >= 1, folds >= 2")
 
     def to_state(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -220,7 +222,7 @@ class IdNeighbours:
     def digest(self) -> str:
         """Names the fitted rows and settings: two variants with equal blocks share one fused input."""
         settings = np.array([*self.spec.windows, -1, *self.spec.nearest, self.spec.strength, self.spec.tau,
-                             self.spec.dropout, self.spec.radius_max], dtype=np.float64)
+                             self.spec.dropout, self.spec.radius_max, self.spec.folds], dtype=np.float64)
         return content_digest(self.ids, self.codes, self.global_rate, settings)
 
     def state(self) -> dict:
@@ -238,9 +240,10 @@ class IdNeighbours:
 def fit_neighbours(ids: np.ndarray, y: np.ndarray, fit: np.ndarray, seed: int,
                    spec: NeighbourSpec = NeighbourSpec()) -> tuple[IdNeighbours, np.ndarray]:
     """The block fitted on the rows `fit` (bool) of `ids` and labels `y`, and the columns of every row:
-    out of fold (folds hashed from the ids and `seed`) for the `fit` rows, from all of them for the others."""
+    out of fold (spec.folds folds hashed from the ids and `seed`, data.split.folds) for the `fit` rows,
+    from all of them for the others."""
     ids = np.asarray(ids, np.int64)
     block = IdNeighbours.fit(ids[fit], np.asarray(y)[fit], spec)
     out = block.features(ids)
-    out[fit] = block.out_of_fold(ids[fit], np.asarray(y)[fit], folds(ids[fit], OOF_FOLDS, seed), seed)
+    out[fit] = block.out_of_fold(ids[fit], np.asarray(y)[fit], folds(ids[fit], spec.folds, seed), seed)
     return block, out
