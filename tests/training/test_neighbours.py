@@ -31,34 +31,44 @@ def no_information(block: IdNeighbours) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
-def test_block_reads_the_neighbours_and_never_the_row_itself():
+SPECS = (NeighbourSpec(), NeighbourSpec(windows=(2, 32), nearest=(1, 4)))  # the default, and one with id windows
+
+
+def first_columns(spec: NeighbourSpec) -> list[int]:
+    """Where each group of T tag columns starts: each window's, then each nearest count's."""
+    return [i * (T + 1) for i in range(len(spec.windows) + len(spec.nearest))]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_block_reads_the_neighbours_and_never_the_row_itself(spec):
     """Independent random labels at consecutive ids: nothing about a photo's tags is in its neighbours', so
-    if the photo's own label were counted, its columns would echo it (a window of +-2 ids holds ~5 photos)."""
+    if the photo's own label were counted, its columns would echo it."""
     rng = np.random.default_rng(1)
     ids, y = np.arange(20_000, dtype=np.int64), (rng.uniform(size=(20_000, T)) < 0.3).astype(np.uint8)
-    block = IdNeighbours.fit(ids, y)
+    block = IdNeighbours.fit(ids, y, spec)
     for cols in (block.features(ids), block.out_of_fold(ids, y, folds(ids, 5, 0))):
         for j in range(T):
-            for c in (j, block.dim - (T + 1) * len(block.spec.nearest) + j):  # narrowest window, nearest 1
-                echo = np.corrcoef(cols[:, c], y[:, j])[0, 1]
-                assert abs(echo) < 0.04, (j, c, echo)  # noise: ~0.007; the row counted: ~0.4
+            for start in first_columns(spec):
+                echo = np.corrcoef(cols[:, start + j], y[:, j])[0, 1]
+                assert abs(echo) < 0.04, (j, start, echo)  # noise: ~0.007; the row counted: ~0.3
 
 
-def test_out_of_fold_never_counts_the_rows_own_fold():
+@pytest.mark.parametrize("spec", SPECS)
+def test_out_of_fold_never_counts_the_rows_own_fold(spec):
     """Each fold's photos carry a tag no other fold has: out of fold, no photo may see that tag nearby."""
     ids = np.arange(5000, dtype=np.int64) * 3
     fold = folds(ids, 5, 7)
     y = np.zeros((len(ids), T), np.uint8)
     y[np.arange(len(ids)), fold] = 1
-    block = IdNeighbours.fit(ids, y)
+    block = IdNeighbours.fit(ids, y, spec)
     oof = block.out_of_fold(ids, y, fold)
-    window_2 = oof[:, :T]  # narrowest window's log-odds per tag
-    own = window_2[np.arange(len(ids)), fold]
-    other = window_2[np.arange(len(ids)), (fold + 1) % 5]
-    assert (own < np.log(0.2 / 0.8) - 0.5).all()  # below the global share: no photo of its fold counted
-    assert other.mean() > own.mean() + 1.0
+    rows = np.arange(len(ids))
+    for start in first_columns(spec):
+        own, other = oof[rows, start + fold], oof[rows, start + (fold + 1) % 5]
+        assert (own < np.log(0.2 / 0.8) - 0.5).all()  # below the global share: no photo of its fold counted
+        assert other.mean() > own.mean() + 1.0
     for k in range(5):
-        rest = IdNeighbours.fit(ids[fold != k], y[fold != k])
+        rest = IdNeighbours.fit(ids[fold != k], y[fold != k], spec)
         assert np.allclose(oof[fold == k], rest.features(ids[fold == k]), atol=1e-5)
 
 
@@ -109,10 +119,12 @@ def test_training_radius_is_seeded_by_id_and_drops_the_share_asked():
     assert not np.array_equal(jitter, training_radius(ids, 0.5, 1000.0, seed=6))
     # rows given the radius get the no-information columns out of fold
     y = np.random.default_rng(0).integers(0, 2, (len(ids[:5000]), T)).astype(np.uint8)
-    block = IdNeighbours.fit(ids[:5000], y, NeighbourSpec(dropout=0.2))
+    block = IdNeighbours.fit(ids[:5000], y, NeighbourSpec(windows=(2,), nearest=(1,), dropout=0.2))
     oof = block.out_of_fold(ids[:5000], y, folds(ids[:5000], 5, 0), seed=5)
     dropped = training_radius(ids[:5000], 0.2, GAP_CAP, 5) > 0
-    assert np.allclose(oof[dropped][:, T], 0) and not np.allclose(oof[~dropped][:, T], 0)  # window counts
+    assert np.allclose(oof[dropped][:, [T, 2 * T + 1]], [0.0, np.log1p(GAP_CAP)])  # no photo, no gap
+    kept = oof[~dropped]  # others see the other folds' photos 1-2 ids away
+    assert (kept[:, T] > 0).mean() > 0.95 and (kept[:, 2 * T + 1] <= np.log1p(2) + 1e-6).mean() > 0.9
 
 
 def test_state_round_trips_through_torch_weights_only(tmp_path):
