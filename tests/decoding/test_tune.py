@@ -100,6 +100,6 @@ def test_tuning_never_sees_the_rows_it_is_scored_on(monkeypatch):
         else:
             assert study.startswith("final/") and rows == set(range(n))
     assert len(shared_rows) == 3 * config.folds  # a, b and their ensemble, each per fold
-    assert len(report) == len(candidates(["a", "b"], config)) == 12
+    assert len(report) == len(candidates(["a", "b"], config)) == 15  # 5 decoders x (a, b, ensemble)
     assert choice.name == max(report, key=lambda k: report[k]["exact_match"])
     assert (predicted == y2).all(axis=1).mean() == report[choice.name]["exact_match"]

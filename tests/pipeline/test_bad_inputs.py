@@ -204,7 +204,7 @@ CASES = [
     Case("predict with a run on other columns", other_columns_contract, predict_argv("x.csv.zip"),
          r"trained on other tag columns than .*unexpected \['tag950'\]"),
     Case("variants []", config_file('{"variants": []}'), run_argv("--config", "CONFIG"), r"bad\.json: .*variants: at least one"),
-    Case("epochs 0", config_file('{"variants": {"x": {"from": "linear-img-txt-loc-pri-rff", "train": {"epochs": 0}}}}'),
+    Case("epochs 0", config_file('{"variants": {"x": {"from": "linear-img-txt-loc-pri-rff-nb", "train": {"epochs": 0}}}}'),
          run_argv("--config", "CONFIG"),
          r"bad\.json: .*variants\.x\.train: train\.epochs must be a whole number >= 1, got 0"),
     Case("decode folds", config_file('{"decode": {"folds": 1}}'), run_argv("--config", "CONFIG"),

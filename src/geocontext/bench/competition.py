@@ -1,14 +1,16 @@
 """A simulated competition on the real label matrix: the default `run` against the published recipe.
 
     PYTHONPATH=src nice -n 10 .venv/bin/python -m geocontext.bench.competition \
-        --labelled 120000 --test 30000 --seeds 3 --generators world,clusters [--config NAME=run.json ...]
+        --labelled 120000 --test 30000 --seeds 3 --generators world,clusters [--orders real,shuffled] \
+        [--config NAME=run.json ...]
 
 For each generator family and seed (bench.competition_data): DATA + FEATURES folders from a seeded
 subset of the real train.csv.zip, the test rows' labels hidden. Scored on them (exact match, all 49 tags):
 - "published linear" / "published mlp" / "best published": the published recipe on the same FEATURES
   (bench.published_recipe), the best head chosen on its hold-out;
-- "run default": `geocontext run` with the default RunConfig, in-process, its submission scored on the
-  hidden labels; with its wall time and its own estimate (report.json final.exact_match);
+- "run default": `geocontext run` with the default RunConfig, in a fresh process (bench.measure), its
+  submission scored on the hidden labels; with its wall time, peak memory and its own estimate
+  (report.json final.exact_match);
 - "run NAME": the same with each --config NAME=run.json.
 Prints each seed and a table (mean, sd over seeds, paired gain over best published), writes JSON to --out
 after every seed. The published scores are cached per competition; runs are always trained afresh.
@@ -16,12 +18,12 @@ after every seed. The published scores are cached per competition; runs are alwa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +32,11 @@ import torch
 from ..console import say
 from ..errors import DataError
 from ..pipeline.config import RunConfig
-from ..pipeline.run import run
 from ..pipeline.run_folder import RunFolder
 from ..synthetic.families import FAMILIES, NOISE
-from .competition_data import CACHE, Competition, build, score_submission
+from .competition_data import CACHE, ORDERS, Competition, build, score_submission
 from .data import SHARED
+from .measure import measure_command
 from .published_recipe import score_published
 
 PUBLISHED_VERSION = 1  # bump when the published recipe changes: cached published scores are refitted
@@ -54,22 +56,28 @@ def published(comp: Competition, seed: int, epochs: int) -> dict:
 
 
 def score_run(comp: Competition, name: str, config: RunConfig) -> dict:
-    """One `run` from scratch: its test exact match, its own estimate, its final choice and wall time."""
+    """One `run` from scratch in a fresh process: its test exact match, its own estimate, its final choice,
+    wall time and peak memory."""
     out = RunFolder(comp.folder / "runs" / name)
     shutil.rmtree(out.path, ignore_errors=True)  # a run reuses finished variants: start bare for an honest time
-    t0 = time.perf_counter()
-    report = run(comp.data, comp.features, out.path, config)
-    seconds = time.perf_counter() - t0
+    out.path.mkdir(parents=True)
+    settings = comp.folder / "runs" / f"{name}.config.json"
+    settings.write_text(json.dumps(config.to_dict()))
+    measured = measure_command(["run", "--data", str(comp.data), "--features", str(comp.features), "--out",
+                                str(out.path), "--config", str(settings)], comp.folder / "runs" / f"{name}.measure.json",
+                               comp.folder / "runs" / f"{name}.log")
+    report = out.read_report()
     test = score_submission(comp, out.submission)
     result = {"test": test, "estimate": report["final"]["exact_match"], "final": report["final"]["name"],
-              "seconds": round(seconds, 1)}
-    say(f"  run {name}: test {test:.4f}, its estimate {result['estimate']:.4f} ({result['final']}, {seconds:.0f} s)")
+              "seconds": round(measured["wall_s"], 1), "peak_gb": round(measured["peak_rss_gb"], 2)}
+    say(f"  run {name}: test {test:.4f}, its estimate {result['estimate']:.4f} ({result['final']},"
+        f" {result['seconds']:.0f} s, {result['peak_gb']:.2f} GB)")
     return result
 
 
-def one_seed(generator: str, seed: int, args, configs: dict[str, RunConfig]) -> dict:
-    say(f"== {generator} seed {seed}")
-    comp = build(generator, seed, args.labelled, args.test, args.noise.get(generator), args.shared, args.cache)
+def one_seed(generator: str, order: str, seed: int, args, configs: dict[str, RunConfig]) -> dict:
+    say(f"== {generator} ({order} ids) seed {seed}")
+    comp = build(generator, seed, args.labelled, args.test, args.noise.get(generator), args.shared, args.cache, order)
     pub = published(comp, seed, args.epochs)
     rows = {f"published {h}": pub[h] for h in ("linear", "mlp")}
     rows[BASELINE] = pub["best"]
@@ -90,20 +98,22 @@ def summary(seeds: list[dict]) -> dict:
         out[row] = {"mean": float(test.mean()), "sd": sd(test), "gain": float(gain.mean()), "gain_sd": sd(gain)}
         if "seconds" in seeds[0]["rows"][row]:
             out[row]["seconds"] = float(np.mean([s["rows"][row]["seconds"] for s in seeds]))
-        if "estimate" in seeds[0]["rows"][row]:
-            out[row]["estimate"] = float(np.mean([s["rows"][row]["estimate"] for s in seeds]))
+        for key in ("estimate", "peak_gb"):
+            if key in seeds[0]["rows"][row]:
+                out[row][key] = float(np.mean([s["rows"][row][key] for s in seeds]))
     return out
 
 
 def table(results: dict) -> str:
-    lines = [f"{'generator':9s} {'row':22s} {'test mean':>9s} {'sd':>7s}  {'gain vs best published':>22s}"
-             f" {'estimate':>8s} {'wall s':>7s}"]
-    for generator, r in results.items():
+    lines = [f"{'world':18s} {'row':22s} {'test mean':>9s} {'sd':>7s}  {'gain vs best published':>22s}"
+             f" {'estimate':>8s} {'wall s':>7s} {'peak GB':>7s}"]
+    for world, r in results.items():
         for row, s in r["summary"].items():
             est = f"{s['estimate']:8.4f}" if "estimate" in s else " " * 8
             wall = f"{s['seconds']:7.0f}" if "seconds" in s else " " * 7
-            lines.append(f"{generator:9s} {row:22s} {s['mean']:9.4f} {s['sd']:7.4f}  {s['gain']:+11.4f} ± {s['gain_sd']:.4f}"
-                         f"      {est} {wall}")
+            peak = f"{s['peak_gb']:7.2f}" if "peak_gb" in s else " " * 7
+            lines.append(f"{world:18s} {row:22s} {s['mean']:9.4f} {s['sd']:7.4f}  {s['gain']:+11.4f} ± {s['gain_sd']:.4f}"
+                         f"      {est} {wall} {peak}")
     return "\n".join(lines)
 
 
@@ -125,9 +135,13 @@ def parse(argv) -> argparse.Namespace:
     ap.add_argument("--test", type=int, default=30_000)
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
     ap.add_argument("--generators", default="world,clusters", help=f"comma-separated: {', '.join(FAMILIES)}")
+    ap.add_argument("--orders", default="real", help=f"comma-separated id orders: {', '.join(ORDERS)} (shuffled: ids"
+                    " dealt out at random, so they say nothing)")
     ap.add_argument("--config", action="append", default=[], metavar="NAME=PATH",
                     help="an extra row: `run` with this RunConfig JSON (repeatable)")
     ap.add_argument("--no-default-run", action="store_true", help="skip the default run (e.g. to calibrate noise)")
+    ap.add_argument("--without-block", action="store_true", help="also the default run without the id-neighbour"
+                    " block and the neighbour-set decoder (row 'run without block')")
     ap.add_argument("--noise", action="append", default=[], metavar="GENERATOR=LEVEL",
                     help=f"override a family's calibrated noise (defaults {NOISE})")
     ap.add_argument("--epochs", type=int, default=30, help="the published recipe's maximum epochs")
@@ -136,6 +150,9 @@ def parse(argv) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=Path("bench-cache/competition.json"))
     args = ap.parse_args(argv)
     args.generators = args.generators.split(",")
+    args.orders = args.orders.split(",")
+    if set(args.orders) - set(ORDERS):
+        raise ValueError(f"--orders: expected some of {', '.join(ORDERS)}, got {args.orders}")
     unknown = [g for g in args.generators if g not in FAMILIES]
     if unknown:
         raise ValueError(f"--generators: unknown {unknown[0]!r}; expected some of {', '.join(FAMILIES)}")
@@ -150,9 +167,23 @@ def parse(argv) -> argparse.Namespace:
     return args
 
 
+def without_block(config: RunConfig) -> RunConfig:
+    """`config` with neither the id-neighbour block (each variant's spec without it, renamed, duplicates
+    dropped) nor the neighbour-set decoder: what the ids add is what this row lacks."""
+    variants = {}
+    for v in config.variants:
+        name = v.name.replace("-nb", "") if v.features.neighbours else v.name
+        variants.setdefault(name, dataclasses.replace(v, name=name, features=dataclasses.replace(v.features, neighbours=False)))
+    decoders = tuple(d for d in config.decode.decoders if d != "neighbour_sets")
+    return dataclasses.replace(config, variants=list(variants.values()),
+                               decode=dataclasses.replace(config.decode, decoders=decoders))
+
+
 def run_configs(args) -> dict[str, RunConfig]:
     """Checked before anything is built or trained: a bad file fails at once."""
     configs = {} if args.no_default_run else {"default": RunConfig()}
+    if args.without_block:
+        configs["without block"] = without_block(RunConfig())
     for name, path in _pairs(args.config, "--config").items():
         if name in configs or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ValueError(f"--config {name}=...: the name must be letters, digits, '.', '_' or '-', not 'default'")
@@ -171,12 +202,14 @@ def main(argv=None) -> int:
     results: dict = {}
     try:
         for generator in args.generators:
-            seeds = results.setdefault(generator, {"seeds": []})["seeds"]
-            for seed in range(args.seeds):
-                seeds.append(one_seed(generator, seed, args, configs))
-                results[generator]["summary"] = summary(seeds)
-                _write(args, results)
-    except (DataError, ValueError, FileNotFoundError) as exc:
+            for order in args.orders:
+                world = generator if order == "real" else f"{generator}/{order}"
+                seeds = results.setdefault(world, {"seeds": []})["seeds"]
+                for seed in range(args.seeds):
+                    seeds.append(one_seed(generator, order, seed, args, configs))
+                    results[world]["summary"] = summary(seeds)
+                    _write(args, results)
+    except (DataError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     say(table(results))

@@ -3,8 +3,10 @@
 A seeded random subset of the real train.csv.zip (real ids, real tag sets) is split into `labelled`
 rows (DATA/train.csv) and `test` rows (DATA/test.csv: ids only); the test rows' labels go to
 solution.csv beside DATA, never inside it, so a run cannot see them. Titles, image embeddings and grid
-references come from a generator family (synthetic.families). Built once per settings under
-CACHE/<generator>-<seed>-<labelled>-<test>/ and reused.
+references come from a generator family (synthetic.families). The subset keeps the real ids, so the
+real upload order (photos uploaded together, tagged alike) is there as in the competition; order
+"shuffled" deals the ids out at random instead (ids then say nothing). Built once per settings under
+CACHE/<generator>-<seed>-<labelled>-<test>[-shuffled]/ and reused.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from .data import SHARED
 
 VERSION = 1  # bump when the folders' contents change: caches are rebuilt
 CACHE = Path("bench-cache/competition")
+ORDERS = ("real", "shuffled")
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,16 @@ def _frame(ids: np.ndarray, y: np.ndarray) -> pd.DataFrame:
 
 
 def build(generator: str, seed: int, labelled: int, n_test: int, noise: float | None = None,
-          shared: str | Path = SHARED, cache: str | Path = CACHE) -> Competition:
-    """The competition for these settings, built unless already in `cache`."""
+          shared: str | Path = SHARED, cache: str | Path = CACHE, order: str = "real") -> Competition:
+    """The competition for these settings, built unless already in `cache`. order "real" keeps each photo
+    its real id (the real upload order); "shuffled" deals the same ids out at random, so ids say nothing."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     noise = float(NOISE[generator] if noise is None else noise)
     settings = {"version": VERSION, "generator": generator, "seed": seed, "labelled": labelled, "test": n_test,
-                "noise": noise, "missing_images": MISSING_IMAGES}
-    comp = Competition(Path(cache) / f"{generator}-{seed}-{labelled}-{n_test}", settings)
+                "noise": noise, "missing_images": MISSING_IMAGES, **({"order": order} if order != "real" else {})}
+    suffix = "" if order == "real" else f"-{order}"
+    comp = Competition(Path(cache) / f"{generator}-{seed}-{labelled}-{n_test}{suffix}", settings)
     stamp = comp.folder / "settings.json"
     if stamp.exists() and json.loads(stamp.read_text()) == settings:
         return comp
@@ -83,8 +90,10 @@ def build(generator: str, seed: int, labelled: int, n_test: int, noise: float | 
     for sub in (comp.data, comp.features):
         shutil.rmtree(sub, ignore_errors=True)
     comp.data.mkdir(parents=True)
-    order = np.random.default_rng(seed).permutation(len(labels))[:labelled + n_test]
-    ids, y = labels.ids[order], labels.y[order]
+    picked = np.random.default_rng(seed).permutation(len(labels))[:labelled + n_test]
+    ids, y = labels.ids[picked], labels.y[picked]
+    if order == "shuffled":
+        ids = np.random.default_rng(seed + 1).permutation(ids)
     made = generate(generator, y, seed, noise)
     _frame(ids[:labelled], y[:labelled]).to_csv(comp.data / "train.csv", index=False)
     pd.DataFrame({ID: ids[labelled:]}).to_csv(comp.data / "test.csv", index=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,16 @@ def main(argv: list[str]) -> int:
     wall = time.perf_counter() - start
     Path(argv[0]).write_text(json.dumps({"exit_code": code, "wall_s": wall, "peak_rss_gb": peak_rss_kb() / 1024**2}))
     return code
+
+
+def measure_command(argv: list[str], record: Path, log: Path) -> dict:
+    """`geocontext ARGV...` in a fresh process (its output to `log`): exit code, wall time, peak memory."""
+    with open(log, "w") as handle:
+        code = subprocess.call([sys.executable, "-m", "geocontext.bench.measure", str(record), "--", *argv],
+                               stdout=handle, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise RuntimeError(f"`geocontext {' '.join(argv)}` failed (exit {code}); see {log}")
+    return json.loads(Path(record).read_text())
 
 
 def peak_rss_kb() -> int:

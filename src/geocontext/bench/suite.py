@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from ..pipeline.run_folder import RunFolder
 from ..training.config import TrainConfig, VariantConfig, default_variants
 from ..training.inputs import FeatureSpec, Standardizer, fuse
 from . import data as bench_data
+from .measure import measure_command
 from .training import compare, matmul_gflops
 
 
@@ -98,14 +97,7 @@ def training(cfg: BenchConfig, data_dir: Path, features_dir: Path) -> dict:
 
 def measured(cfg: BenchConfig, name: str, argv: list[str]) -> dict:
     """A geocontext command in a fresh process, with its wall time and peak memory."""
-    out = cfg.cache / f"{name}.measure.json"
-    log = cfg.cache / f"{name}.log"
-    with open(log, "w") as handle:
-        code = subprocess.call([sys.executable, "-m", "geocontext.bench.measure", str(out), "--", *argv],
-                               stdout=handle, stderr=subprocess.STDOUT)
-    if code != 0:
-        raise RuntimeError(f"`geocontext {' '.join(argv)}` failed (exit {code}); see {log}")
-    return json.loads(out.read_text())
+    return measure_command(argv, cfg.cache / f"{name}.measure.json", cfg.cache / f"{name}.log")
 
 
 def end_to_end(cfg: BenchConfig, data_dir: Path, features_dir: Path) -> dict:

@@ -19,7 +19,7 @@ class ThresholdDecoder:
         if self.thresholds.ndim > 1 or np.any((self.thresholds < 0) | (self.thresholds > 1)):
             raise ValueError("thresholds must be a number or a vector of numbers in [0, 1]")
 
-    def decode(self, probs: np.ndarray) -> np.ndarray:
+    def decode(self, probs: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
         probs = np.asarray(probs)
         if self.thresholds.ndim == 1 and self.thresholds.shape[0] != probs.shape[1]:
             raise ValueError(f"{self.thresholds.shape[0]} thresholds for {probs.shape[1]} tags")
@@ -30,7 +30,7 @@ class ThresholdDecoder:
         return {"kind": self.kind, "thresholds": self.thresholds.tolist(), **({"strict": True} if self.strict else {})}
 
     @classmethod
-    def from_dict(cls, d: dict, n_tags: int) -> "ThresholdDecoder":
+    def from_dict(cls, d: dict, n_tags: int, neighbours=None) -> "ThresholdDecoder":
         return cls(d["thresholds"], d.get("strict", False))
 
 
@@ -105,7 +105,7 @@ class LabelSetDecoder:
         p = np.clip(np.asarray(probs, dtype=np.float32), 1e-6, 1 - 1e-6)
         return np.log(p / (1 - p)) - np.float32(np.log(self.own_threshold / (1 - self.own_threshold)))
 
-    def decode(self, probs: np.ndarray) -> np.ndarray:
+    def decode(self, probs: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
         if probs.shape[1] != self.sets.shape[1]:
             raise ValueError(f"label sets have {self.sets.shape[1]} tags, probabilities {probs.shape[1]}")
         logits = self.logits(probs)
@@ -143,7 +143,7 @@ class LabelSetDecoder:
                 "own_threshold": self.own_threshold}
 
     @classmethod
-    def from_dict(cls, d: dict, n_tags: int) -> "LabelSetDecoder":
+    def from_dict(cls, d: dict, n_tags: int, neighbours=None) -> "LabelSetDecoder":
         dense = np.zeros((len(d["sets"]), n_tags), dtype=np.uint8)
         for i, members in enumerate(d["sets"]):
             dense[i, members] = 1

@@ -6,8 +6,9 @@ fits one on hold-out rows (`METHODS`, keyed by the names `decode.decoders` accep
 cross-fitted exact match (decoding.select); the chosen decoder is saved in run.json and rebuilt by its
 kind (`SAVED`).
 
-To add a decoder: write its class (it meets `Decoder`; decoders.py holds the two there are), add a row
-to `METHODS` saying how it is fitted, and, if it is a new kind, one to `SAVED`. Nothing else changes.
+To add a decoder: write its class (it meets `Decoder`; decoders.py holds the threshold and label-set
+decoders, neighbour_sets.py the one that also reads upload neighbours), add a row to `METHODS` saying how
+it is fitted, and, if it is a new kind, one to `SAVED`. Nothing else changes.
 """
 from __future__ import annotations
 
@@ -17,18 +18,21 @@ from typing import Protocol
 
 import numpy as np
 
+from ..training.neighbours import IdNeighbours
 from .decoders import LabelSetDecoder, ThresholdDecoder
+from .neighbour_sets import NeighbourSetDecoder
 from .thresholds import tune_thresholds
 
 
 class Decoder(Protocol):
     kind: str  # names the class in a saved choice (run.json)
 
-    def decode(self, probs: np.ndarray) -> np.ndarray:
-        """(N, T) probabilities -> (N, T) 0/1 uint8 tags, every photo at least one tag."""
+    def decode(self, probs: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
+        """(N, T) probabilities of photos `ids` -> (N, T) 0/1 uint8 tags, every photo at least one tag
+        (`ids`: for decoders that read the photos' upload neighbours)."""
 
     def to_dict(self) -> dict:
-        """JSON-ready settings, with "kind"; `SAVED[kind](d, n_tags)` rebuilds the decoder."""
+        """JSON-ready settings, with "kind"; `SAVED[kind](d, n_tags, neighbours)` rebuilds the decoder."""
 
 
 class Settings(Protocol):
@@ -39,6 +43,7 @@ class Settings(Protocol):
     per_tag_trials: int
     prior_weights: tuple[float, ...]
     novel_penalties: tuple
+    neighbour_sets: int
 
 
 @dataclass
@@ -48,11 +53,13 @@ class Tuning:
 
     probs: np.ndarray
     y: np.ndarray
+    ids: np.ndarray  # the rows' photo ids
     config: Settings
     label_sets: LabelSetDecoder  # the most frequent training tag sets, settings not yet fitted
     storage: str | None  # an Optuna storage URL (the run's optuna.db), or None: in memory
     study: str  # names this fit's studies
     shared: dict  # between the methods fitted on the same rows: the global threshold is tuned once
+    neighbours: IdNeighbours | None = None  # the labelled rows, for decoders that read upload neighbours
 
     def global_threshold(self) -> ThresholdDecoder:
         if "global" not in self.shared:
@@ -76,10 +83,19 @@ def _per_tag(t: Tuning) -> Decoder:
 
 
 def _label_set(t: Tuning) -> Decoder:
-    # a photo's own set is thresholded at the tuned global threshold
-    own = float(t.global_threshold().thresholds)
-    return t.label_sets.with_settings(0.0, None, own).tune(t.probs, t.y, t.config.prior_weights,
-                                                            t.config.novel_penalties)
+    if "label_set" not in t.shared:
+        # a photo's own set is thresholded at the tuned global threshold
+        own = float(t.global_threshold().thresholds)
+        t.shared["label_set"] = t.label_sets.with_settings(0.0, None, own).tune(
+            t.probs, t.y, t.config.prior_weights, t.config.novel_penalties)
+    return t.shared["label_set"]
+
+
+def _neighbour_sets(t: Tuning) -> Decoder:
+    base = _label_set(t)
+    if t.neighbours is None:
+        return base
+    return NeighbourSetDecoder.fit(base, t.probs, t.y, t.ids, t.neighbours, t.config.neighbour_sets)
 
 
 METHODS: dict[str, Callable[[Tuning], Decoder]] = {
@@ -87,17 +103,19 @@ METHODS: dict[str, Callable[[Tuning], Decoder]] = {
     "global": _global,  # one threshold for every tag, tuned by Optuna for exact match
     "per_tag": _per_tag,  # one threshold per tag (Optuna, from the global one and a coordinate ascent)
     "label_set": _label_set,  # the most probable of the frequent training tag sets (decoders.LabelSetDecoder)
+    "neighbour_sets": _neighbour_sets,  # label_set, plus the upload neighbours' own sets (neighbour_sets.py)
 }
 
-SAVED: dict[str, Callable[[dict, int], Decoder]] = {
+SAVED: dict[str, Callable[[dict, int, IdNeighbours | None], Decoder]] = {
     ThresholdDecoder.kind: ThresholdDecoder.from_dict,
     LabelSetDecoder.kind: LabelSetDecoder.from_dict,
+    NeighbourSetDecoder.kind: NeighbourSetDecoder.from_dict,
 }
 
 
-def decoder_from_dict(d: dict, n_tags: int) -> Decoder:
-    """Rebuild a decoder saved with `to_dict`."""
+def decoder_from_dict(d: dict, n_tags: int, neighbours: IdNeighbours | None = None) -> Decoder:
+    """Rebuild a decoder saved with `to_dict` (`neighbours`: the run's labelled rows, for those that read them)."""
     kind = d.get("kind")
     if kind not in SAVED:
         raise ValueError(f"unknown decoder kind {kind!r}; expected one of {', '.join(SAVED)}")
-    return SAVED[kind](d, n_tags)
+    return SAVED[kind](d, n_tags, neighbours)

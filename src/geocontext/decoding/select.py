@@ -15,6 +15,7 @@ import numpy as np
 from ..console import progress
 from ..data.split import folds
 from ..fields import flag, number, whole
+from ..training.neighbours import IdNeighbours
 from .decoders import LabelSetDecoder, ThresholdDecoder
 from .ensemble import combine, fit_weights
 from .methods import METHODS, Decoder, Tuning, decoder_from_dict
@@ -34,6 +35,7 @@ class DecodeConfig:
     # set, is handicapped against the known sets; None = never allowed (pure label-set decoding);
     # 0 with prior weight 0 is the global threshold itself.
     novel_penalties: tuple = (0.0, 0.5, 1.0, 2.0, 4.0, None)
+    neighbour_sets: int = 4  # the neighbour-set decoder's candidates: the sets of each photo's k nearest labelled ids
     folds: int = 2
     seed: int = 0
 
@@ -49,7 +51,7 @@ class DecodeConfig:
             raise ValueError(f"decode.decoders must be among {tuple(METHODS)} (a non-empty list), got {self.decoders}")
         flag("decode.ensemble", self.ensemble)
         flag("decode.singles", self.singles)
-        for name in ("global_trials", "per_tag_trials", "label_sets"):
+        for name in ("global_trials", "per_tag_trials", "label_sets", "neighbour_sets"):
             whole(f"decode.{name}", getattr(self, name), 1)
         whole("decode.folds", self.folds, 2)  # cross-fitting needs at least 2
         whole("decode.seed", self.seed, 0)
@@ -79,16 +81,18 @@ class Choice:
             raise ValueError(f"{self.name} combines {len(self.members)} variants, got {len(probs)} probability arrays")
         return combine(probs, self.weights)
 
-    def decode(self, probs: list[np.ndarray]) -> np.ndarray:
-        return self.decoder.decode(self.combine(probs))
+    def decode(self, probs: list[np.ndarray], ids: np.ndarray | None = None) -> np.ndarray:
+        """Tags of photos `ids` from their members' probabilities (the ids: for decoders reading neighbours)."""
+        return self.decoder.decode(self.combine(probs), ids)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "members": list(self.members), "weights": [float(w) for w in self.weights],
                 "decoder": self.decoder.to_dict()}
 
     @classmethod
-    def from_dict(cls, d: dict, n_tags: int) -> "Choice":
-        return cls(d["name"], list(d["members"]), np.asarray(d["weights"]), decoder_from_dict(d["decoder"], n_tags))
+    def from_dict(cls, d: dict, n_tags: int, neighbours: IdNeighbours | None = None) -> "Choice":
+        return cls(d["name"], list(d["members"]), np.asarray(d["weights"]),
+                   decoder_from_dict(d["decoder"], n_tags, neighbours))
 
 
 @dataclass
@@ -97,9 +101,11 @@ class Candidate:
     members: list[str]
     decoder: str
 
-    def tune(self, probs: list[np.ndarray], y: np.ndarray, label_sets: LabelSetDecoder, config: DecodeConfig,
-             storage: str | None, study: str, shared: dict | None = None) -> Choice:
-        """Fit weights and decoder on (probs, y): rows of the hold-out this candidate may tune on.
+    def tune(self, probs: list[np.ndarray], y: np.ndarray, ids: np.ndarray, label_sets: LabelSetDecoder,
+             config: DecodeConfig, storage: str | None, study: str, shared: dict | None = None,
+             neighbours: IdNeighbours | None = None) -> Choice:
+        """Fit weights and decoder on (probs, y) of photos `ids`: rows of the hold-out this candidate may
+        tune on (`neighbours`: the labelled rows, for decoders that read upload neighbours).
 
         `shared` (a dict) carries the ensemble weights and the tuned global threshold between the
         candidates with the same members fitted on the same rows, so each is computed once."""
@@ -107,7 +113,7 @@ class Candidate:
         if "weights" not in shared:
             shared["weights"] = fit_weights(probs, y)
         weights = shared["weights"]
-        tuning = Tuning(combine(probs, weights), y, config, label_sets, storage, study, shared)
+        tuning = Tuning(combine(probs, weights), y, ids, config, label_sets, storage, study, shared, neighbours)
         return Choice(self.name, self.members, weights, METHODS[self.decoder](tuning))
 
 
@@ -125,8 +131,10 @@ def candidates(names: list[str], config: DecodeConfig) -> list[Candidate]:
 
 
 def choose(holdout_probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, train_y: np.ndarray,
-           config: DecodeConfig, storage: str | None = None) -> tuple[Choice, dict, np.ndarray]:
+           config: DecodeConfig, storage: str | None = None,
+           neighbours: IdNeighbours | None = None) -> tuple[Choice, dict, np.ndarray]:
     """The candidate with the best cross-fitted hold-out exact match, refitted on the whole hold-out.
+    `neighbours` (the labelled rows; each photo's own row never counts) lets neighbour-set decoding compete.
 
     Also returns the winner's cross-fitted hold-out tags (each row decoded by settings tuned on the
     other fold), for honest per-tag figures. The studies that tune the final decoder go to the Optuna
@@ -140,9 +148,10 @@ def choose(holdout_probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray,
         predicted = np.zeros_like(y)
         for k in range(config.folds):
             tune, score = fold != k, fold == k
-            choice = cand.tune([p[tune] for p in probs], y[tune], label_sets, config, None, f"fold{k}/{cand.name}",
-                              shared=shared.setdefault((tuple(cand.members), k), {}))
-            predicted[score] = choice.decode([p[score] for p in probs])
+            choice = cand.tune([p[tune] for p in probs], y[tune], ids[tune], label_sets, config, None,
+                               f"fold{k}/{cand.name}", shared=shared.setdefault((tuple(cand.members), k), {}),
+                               neighbours=neighbours)
+            predicted[score] = choice.decode([p[score] for p in probs], ids[score])
         report[cand.name] = {
             "members": cand.members, "decoder": cand.decoder,
             "exact_match": exact_match(y, predicted), "macro_f1": macro_f1(y, predicted),
@@ -150,5 +159,6 @@ def choose(holdout_probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray,
         }
         if best is None or report[cand.name]["exact_match"] > report[best.name]["exact_match"]:
             best, best_predicted = cand, predicted
-    final = best.tune([holdout_probs[m] for m in best.members], y, label_sets, config, storage, f"final/{best.name}")
+    final = best.tune([holdout_probs[m] for m in best.members], y, ids, label_sets, config, storage,
+                      f"final/{best.name}", neighbours=neighbours)
     return final, report, best_predicted

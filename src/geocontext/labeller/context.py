@@ -87,9 +87,9 @@ class ContextWorker:
         where = grid.locate(refs)
         location, irish = grid.normalise(where.latlon), where.irish
         fused: dict = {}
-        probs = [self.variants[m].predict_proba(features, np.arange(len(ids)), location, irish, fused)
+        probs = [self.variants[m].predict_proba(features, np.arange(len(ids)), location, irish, fused, ids)
                  for m in self.choice.members]
-        return self.choice.combine(probs), self.choice.decode(probs)
+        return self.choice.combine(probs), self.choice.decode(probs, ids)
 
     def __call__(self, reply: dict, rows: list[dict]) -> Answer:
         began = time.perf_counter()

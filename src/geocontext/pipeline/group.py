@@ -70,6 +70,7 @@ def train_group(prep: Prepared, spec: FeatureSpec, jobs: list[Job], learn: np.nd
         if job.epochs is None:
             info |= {"best_epoch": result.best_epoch, "history": result.history}
         variant = Variant(job.name, spec, job.train.head, result.head, inputs.scaler, prep.labels.columns,
-                          job.train.hidden, job.train.dropout, info=info, priors=inputs.priors)
+                          job.train.hidden, job.train.dropout, info=info, priors=inputs.priors,
+                          neighbours=inputs.neighbours)
         holdout = predict_proba(variant.head, inputs.train["holdout"]) if held_out else None
         yield Trained(job, variant, result, holdout, predict_proba(variant.head, inputs.test))

@@ -19,6 +19,7 @@ from ..data.split import folds, stop_mask
 from ..decoding.metrics import exact_match, macro_f1
 from ..decoding.select import DecodeConfig, choose
 from ..hashing import content_digest
+from ..training.neighbours import IdNeighbours
 
 STOP_SHARE = 0.25
 OUTER_FOLDS = 2
@@ -36,8 +37,9 @@ def stop_key(ids: np.ndarray, stop: np.ndarray) -> str:
 
 
 def honest_choice(probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, train_y: np.ndarray,
-                  config: DecodeConfig, storage: str | None = None):
-    """(choice, candidates, predicted, estimate) on the selection rows `probs`/`y`/`ids`.
+                  config: DecodeConfig, storage: str | None = None, neighbours: IdNeighbours | None = None):
+    """(choice, candidates, predicted, estimate) on the selection rows `probs`/`y`/`ids` (`neighbours`:
+    the labelled rows, for the neighbour-set decoder; a row's own label is never its candidate).
 
     `predicted` holds each row's tags from the outer choice that never saw it (for honest per-tag
     figures); `estimate` the nested exact match and macro F1 of the procedure that made `choice`."""
@@ -49,11 +51,12 @@ def honest_choice(probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, 
         if fit.sum() < 2 or score.sum() == 0:
             raise ValueError(f"too few hold-out rows for an honest estimate ({len(y)} selection rows); "
                              "raise holdout_fraction or label more photos")
-        inner, _, _ = choose({m: p[fit] for m, p in probs.items()}, y[fit], ids[fit], train_y, config)
-        predicted[score] = inner.decode([probs[m][score] for m in inner.members])
+        inner, _, _ = choose({m: p[fit] for m, p in probs.items()}, y[fit], ids[fit], train_y, config,
+                             neighbours=neighbours)
+        predicted[score] = inner.decode([probs[m][score] for m in inner.members], ids[score])
         picked.append(inner.name)
         say(f"  outer fold {k}: chose {inner.name}")
-    choice, candidates, _ = choose(probs, y, ids, train_y, config, storage)
+    choice, candidates, _ = choose(probs, y, ids, train_y, config, storage, neighbours)
     estimate = {"exact_match": exact_match(y, predicted), "macro_f1": macro_f1(y, predicted),
                 "fold_exact_match": [exact_match(y[outer == k], predicted[outer == k]) for k in range(OUTER_FOLDS)],
                 "fold_choices": picked, "rows": int(len(y))}

@@ -65,8 +65,9 @@ def member_probs(prep: Prepared, variant: Variant) -> tuple[np.ndarray, np.ndarr
     """A finished variant's probabilities on this run's hold-out and test photos."""
     held = prep.holdout
     holdout = variant.predict_proba(prep.train.features, prep.train.rows[held], prep.train.location[held],
-                                    prep.train.irish[held])
-    test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location, prep.test.irish)
+                                    prep.train.irish[held], ids=prep.labels.ids[held])
+    test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location, prep.test.irish,
+                                 ids=prep.test_ids)
     return holdout, test
 
 

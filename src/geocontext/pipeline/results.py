@@ -50,6 +50,7 @@ def write_results(out: RunFolder, prep: Prepared, members: Members, outcome: Out
     submission = write_submission(out.submission, prep.test_ids, outcome.test_tags, prep.labels.columns,
                                   prep.test_ids, probs=outcome.test_probs)
     timings["total"] = time.perf_counter() - start
+    out.write_neighbours(outcome.labelled)
     out.write_run_info({**(run_info or {}), "config": config.to_dict(), "columns": list(prep.labels.columns),
                         "final": choice.to_dict(), "data": str(prep.data_dir), "features": _folders(prep.features_dir)})
     report = {**build_report(prep, members, outcome, timings, submission), **(report_extra or {})}

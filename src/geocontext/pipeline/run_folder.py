@@ -8,6 +8,7 @@ OUT/
   thumbs/                   the report's cached photo thumbnails
   split.npz                 hold-out ids (the same for every variant of the run)
   optuna.db                 the final decoder's Optuna studies (SQLite)
+  neighbours.npz            the labelled photos' ids and tag sets, for the neighbour-set decoder
   variants/<name>/          a member: model.pt + variant.json (training.variant), holdout_probs.npy,
                             test_probs.npy, report.json
   submission.csv.zip
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..training.neighbours import IdNeighbours
 from ..training.variant import SPEC_FILE
 from ..writing import atomic_file
 
@@ -76,6 +78,7 @@ class RunFolder:
     split_npz = property(lambda self: self.path / "split.npz")
     optuna_db = property(lambda self: self.path / "optuna.db")
     submission = property(lambda self: self.path / "submission.csv.zip")
+    neighbours_npz = property(lambda self: self.path / "neighbours.npz")
     variants = property(lambda self: self.path / "variants")
 
     @property
@@ -102,6 +105,17 @@ class RunFolder:
         if not self.run_json.exists():
             raise DataError(f"{self.path}: no run.json; is this the OUT folder of a finished `geocontext run`?")
         return json.loads(self.run_json.read_text())
+
+    def write_neighbours(self, labelled: IdNeighbours) -> Path:
+        return atomic_file(self.neighbours_npz, lambda h: np.savez_compressed(
+            h, ids=labelled.ids, codes=labelled.codes, n_tags=labelled.n_tags, global_rate=labelled.global_rate))
+
+    def read_neighbours(self) -> IdNeighbours | None:
+        """The labelled rows a run's neighbour-set decoder reads; None for a run saved without them."""
+        if not self.neighbours_npz.exists():
+            return None
+        with np.load(self.neighbours_npz) as saved:
+            return IdNeighbours(saved["ids"], saved["codes"], int(saved["n_tags"]), saved["global_rate"])
 
     def read_report(self) -> dict:
         if not self.report_json.exists():

@@ -78,14 +78,15 @@ def predict_chunks(variants: dict[str, Variant], choice: Choice, inputs: Inputs,
                 part = slice(start, start + chunk)
                 fused: dict = {}  # variants sharing a feature spec fuse each chunk once
                 probs = [variants[m].predict_proba(inputs.features, inputs.rows[part], inputs.location[part],
-                                                   inputs.irish[part], fused) for m in choice.members]
+                                                   inputs.irish[part], fused, inputs.ids[part])
+                         for m in choice.members]
                 del fused
                 if tags is None:
                     tags = np.empty((n, probs[0].shape[1]), dtype=np.uint8)
                     out = None if part_file is None else _npy_writer(part_file, (n, probs[0].shape[1]))
                 combined = choice.combine(probs)
                 check_probabilities(combined, inputs.ids[part], source)
-                tags[part] = choice.decode(probs)
+                tags[part] = choice.decode(probs, inputs.ids[part])
                 if out is not None:
                     out.write(np.ascontiguousarray(combined, dtype="<f4").tobytes())
                 release(inputs.features)

@@ -1,6 +1,6 @@
-"""A feature spec's model inputs for a run, as tensors: location priors and standardiser fitted on the
-rows a head learns from, then the training rows it asks for and the test rows, standardised (with the
-spec's location encoder columns: priors, Fourier features)."""
+"""A feature spec's model inputs for a run, as tensors: location priors, id-neighbour block and
+standardiser fitted on the rows a head learns from, then the training rows it asks for and the test rows,
+standardised (with the spec's extra columns: priors, Fourier features, neighbours)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,18 +11,20 @@ import torch
 from ..training.inputs import (
     FeatureSpec,
     Standardizer,
+    extra_columns,
     fuse_chunks,
     located,
-    location_columns,
     standardised_tensors,
 )
 from ..training.location import LocationPriors, fit_priors
+from ..training.neighbours import IdNeighbours, fit_neighbours
 from .prepare import Prepared
 
 
 @dataclass
 class SpecInputs:
     priors: LocationPriors | None
+    neighbours: IdNeighbours | None
     scaler: Standardizer
     train: dict[str, torch.Tensor]  # one per named selection asked for
     test: torch.Tensor  # float32: probabilities always come from float32 inputs, as `predict` computes them
@@ -30,17 +32,22 @@ class SpecInputs:
 
 def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray,
                 selections: dict[str, tuple[np.ndarray, torch.dtype]], seed: int) -> SpecInputs:
-    """Priors (out of fold on the `learn` rows) and the standardiser fitted on the training rows `learn`
-    (bool over labels), then one tensor per named (row mask, dtype) of `selections` and the test tensor."""
+    """Priors and id-neighbour block (out of fold on the `learn` rows, from all of them for the other
+    labelled rows and the test photos) and the standardiser fitted on the training rows `learn` (bool over
+    labels), then one tensor per named (row mask, dtype) of `selections` and the test tensor."""
     train, test = prep.train, prep.test
     priors = prior_train = prior_test = None
     if spec.priors:
         priors, prior_train = fit_priors(located(spec, train.location, train.irish), prep.labels.y, learn,
                                          prep.labels.ids, seed)
         prior_test = priors.columns(located(spec, test.location, test.irish))
-    extra_train = location_columns(spec, train.location, train.irish, prior_train)
-    extra_test = location_columns(spec, test.location, test.irish, prior_test)
-    del prior_train, prior_test
+    neighbours = near_train = near_test = None
+    if spec.neighbours:
+        neighbours, near_train = fit_neighbours(prep.labels.ids, prep.labels.y, learn, seed)
+        near_test = neighbours.features(test.ids)
+    extra_train = extra_columns(spec, train.location, train.irish, prior_train, near_train)
+    extra_test = extra_columns(spec, test.location, test.irish, prior_test, near_test)
+    del prior_train, prior_test, near_train, near_test
 
     def train_chunks():
         return fuse_chunks(spec, train.features, train.rows, train.location, train.irish, extra=extra_train)
@@ -51,4 +58,4 @@ def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray,
     (x_test,) = standardised_tensors(
         fuse_chunks(spec, test.features, test.rows, test.location, test.irish, extra=extra_test), scaler,
         [(np.ones(len(test.ids), dtype=bool), torch.float32)], dim)
-    return SpecInputs(priors, scaler, dict(zip(selections, built)), x_test)
+    return SpecInputs(priors, neighbours, scaler, dict(zip(selections, built)), x_test)

@@ -30,7 +30,9 @@ class FeatureSpec:
     block's kind (before the @) must be among the modalities. Empty: the default image and title blocks.
     priors=True adds, after the location block, the location priors of training.location (what training
     photos in the same 1, 10 and 100 km squares were tagged); fourier=True adds random Fourier features of
-    the location after them. Both are `extra` columns (`location_columns`).
+    the location after them. neighbours=True adds, last, the id-neighbour block of training.neighbours
+    (what the labelled photos uploaded just before and after were tagged; needs the photos' ids). All three
+    are `extra` columns (`extra_columns`), computed beside the fused blocks.
     """
 
     modalities: tuple[str, ...] = MODALITIES
@@ -41,6 +43,7 @@ class FeatureSpec:
     blocks: tuple[str, ...] = ()
     priors: bool = False
     fourier: bool = False
+    neighbours: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -50,7 +53,7 @@ class FeatureSpec:
             raise ValueError(f"features.modalities must keep the order {MODALITIES}, got {self.modalities}")
         if self.unknown not in ("flag", "zero"):
             raise ValueError(f"features.unknown must be 'flag' or 'zero', got {self.unknown!r}")
-        for name in ("l2_normalize", "irish_grid", "zero_location", "priors", "fourier"):
+        for name in ("l2_normalize", "irish_grid", "zero_location", "priors", "fourier", "neighbours"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"features.{name} must be true or false, got {getattr(self, name)!r}")
         if self.encodes_location and ("location" not in self.modalities or self.zero_location):
@@ -64,7 +67,7 @@ class FeatureSpec:
 
     @property
     def name(self) -> str:
-        encoders = ["pri"] * self.priors + ["rff"] * self.fourier
+        encoders = ["pri"] * self.priors + ["rff"] * self.fourier + ["nb"] * self.neighbours
         if not self.blocks:
             return "-".join([SHORT[m] for m in self.modalities] + encoders)
         parts = [SHORT[b.split("@")[0]] + b[len(b.split("@")[0]):] for b in self.blocks]
@@ -72,8 +75,13 @@ class FeatureSpec:
 
     @property
     def encodes_location(self) -> bool:
-        """Whether the input ends with location encoder columns (priors, Fourier features)."""
+        """Whether the input has location encoder columns (priors, Fourier features)."""
         return self.priors or self.fourier
+
+    @property
+    def has_extra(self) -> bool:
+        """Whether the input ends with extra columns: location encoders, the id-neighbour block."""
+        return self.encodes_location or self.neighbours
 
     def block_names(self) -> tuple[str, ...]:
         """The blocks fused, by name ("image" and "title" name a folder's default blocks)."""
@@ -92,7 +100,7 @@ class FeatureSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for name in ("blocks", "priors", "fourier"):  # left out when off: older saved variants still compare equal
+        for name in ("blocks", "priors", "fourier", "neighbours"):  # left out when off: older saved variants compare equal
             if not d[name]:
                 del d[name]
         return d
@@ -165,17 +173,19 @@ def located(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | None) -
     return location
 
 
-def location_columns(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | None,
-                     priors: np.ndarray | None = None) -> np.ndarray | None:
-    """The location encoder columns of `spec` for these rows: `priors` (the rows' prior columns, from
-    training.location) and/or their Fourier features; None when the spec has neither."""
-    if not spec.encodes_location:
+def extra_columns(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | None,
+                  priors: np.ndarray | None = None, neighbours: np.ndarray | None = None) -> np.ndarray | None:
+    """The extra columns of `spec` for these rows, in order: `priors` (the rows' location prior columns,
+    training.location), their Fourier features, `neighbours` (their id-neighbour block,
+    training.neighbours); None when the spec has none."""
+    if not spec.has_extra:
         return None
-    parts = [priors] if spec.priors else []
-    if spec.priors and priors is None:
-        raise ValueError(f"feature spec {spec.name}: the location prior columns are needed")
-    if spec.fourier:
-        parts.append(fourier_features(located(spec, location, irish)))
+    for on, given, what in ((spec.priors, priors, "location prior"), (spec.neighbours, neighbours, "id-neighbour")):
+        if on and given is None:
+            raise ValueError(f"feature spec {spec.name}: the {what} columns are needed")
+    parts = ([priors] if spec.priors else []) + \
+        ([fourier_features(located(spec, location, irish))] if spec.fourier else []) + \
+        ([neighbours] if spec.neighbours else [])
     return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
@@ -187,10 +197,10 @@ def fuse_chunks(spec: FeatureSpec, features: FeatureSet, rows: np.ndarray, locat
     `location` is (len(rows), 2) normalised lat/lon with NaN where the square is unknown; `irish` (bool,
     len(rows)) marks squares on the Irish Grid, needed when the spec leaves those unknown. With `out`,
     the blocks are written straight into it (its rows start..start+len(block)). `extra` (len(rows), P) are
-    the location encoder columns a spec with priors or fourier ends with (`location_columns`)."""
-    if spec.encodes_location != (extra is not None):
-        raise ValueError(f"feature spec {spec.name}: location encoder columns are"
-                         f" {'needed' if spec.encodes_location else 'not used'}")
+    the extra columns a spec with priors, fourier or neighbours ends with (`extra_columns`)."""
+    if spec.has_extra != (extra is not None):
+        raise ValueError(f"feature spec {spec.name}: extra columns (location encoders, id neighbours) are"
+                         f" {'needed' if spec.has_extra else 'not used'}")
     location = located(spec, location, irish)
     dim = spec.width(features, 0 if extra is None else extra.shape[1])
     for start in range(0, len(rows), chunk):

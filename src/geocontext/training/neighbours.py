@@ -44,11 +44,15 @@ _DROP_SALT = 0x6A09E667F3BCC909  # the exclusion radius' own hash: independent o
 class NeighbourSpec:
     """Which columns the block has and how a training row is made to look far (see the module)."""
 
-    windows: tuple[int, ...] = (2, 8, 32, 128, 512)
+    # Chosen on the real label matrix at full size (bench.neighbours; README "Photos uploaded together"):
+    # the k-nearest columns alone beat id windows and both together; shrinking with 4 pseudo-photos beat 1
+    # and 16 once far photos count; half the training rows made to look far (no neighbour at all) cost
+    # nothing near and made far photos score as without the block.
+    windows: tuple[int, ...] = ()
     nearest: tuple[int, ...] = (1, 2, 4, 8)
-    strength: float = 1.0  # pseudo-photos each rate is shrunk with
+    strength: float = 4.0  # pseudo-photos each rate is shrunk with
     tau: float = 16.0  # gap at which a nearest neighbour weighs half
-    dropout: float = 0.0  # share of training rows given an exclusion radius
+    dropout: float = 0.5  # share of training rows given an exclusion radius
     radius_max: float = float(GAP_CAP)  # their radius: log-uniform in [1, radius_max] (GAP_CAP: none left)
     folds: int = OOF_FOLDS  # out-of-fold folds for training rows (more: their neighbours as dense as a test photo's)
 

@@ -1,5 +1,5 @@
 """A trained variant: how its input is fused, the standardiser fitted on training rows, its location
-priors when its spec uses them, and its head.
+priors and id-neighbour block when its spec uses them, and its head.
 
 Saved as a folder: model.pt (tensors only, loads with weights_only=True) and variant.json."""
 from __future__ import annotations
@@ -17,8 +17,9 @@ from ..embedding.identity import check_same
 from ..errors import DataError
 from ..writing import atomic_file
 from .heads import build_head, predict_proba
-from .inputs import FeatureSpec, Standardizer, fuse, located, location_columns
+from .inputs import FeatureSpec, Standardizer, extra_columns, fuse, located
 from .location import FOURIER_DIM, LocationPriors
+from .neighbours import IdNeighbours
 
 MODEL_FILE = "model.pt"  # tensors only: head, standardiser, location priors
 SPEC_FILE = "variant.json"  # how the input is fused, the head's shape, what the run recorded
@@ -55,6 +56,7 @@ class Variant:
     # "encoders" (block -> encoder identity of the features it was trained on), which check_encoders reads
     info: dict = field(default_factory=dict)
     priors: LocationPriors | None = None  # fitted on the training rows, when features.priors
+    neighbours: IdNeighbours | None = None  # the labelled rows it reads, when features.neighbours
 
     @property
     def in_dim(self) -> int:
@@ -62,16 +64,18 @@ class Variant:
 
     def input_width(self, features: FeatureSet) -> int:
         """Columns `features` give this variant's spec (to compare with `in_dim`)."""
-        extra = (self.priors.dim if self.priors is not None else 0) + FOURIER_DIM * self.features.fourier
+        extra = (self.priors.dim if self.priors is not None else 0) + FOURIER_DIM * self.features.fourier + \
+            (self.neighbours.dim if self.neighbours is not None else 0)
         return self.features.width(features, extra)
 
     def _fused_key(self):
-        """Variants with the same spec (and the same priors) read and fuse the inputs once."""
-        if self.priors is None:
+        """Variants with the same spec (and the same priors and neighbours) read and fuse the inputs once."""
+        fitted = [x for x in (self.priors, self.neighbours) if x is not None]
+        if not fitted:
             return self.features
-        if "_priors_digest" not in self.__dict__:
-            self._priors_digest = self.priors.digest()
-        return (self.features, self._priors_digest)
+        if "_fitted_digest" not in self.__dict__:
+            self._fitted_digest = tuple(x.digest() for x in fitted)
+        return (self.features, self._fitted_digest)
 
     def check_features(self, features: FeatureSet) -> None:
         """Refuse features the head was not trained on: a head fitted on raw embeddings gives wrong
@@ -94,15 +98,20 @@ class Variant:
         return warnings
 
     def predict_proba(self, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
-                      irish: np.ndarray | None = None, fused: dict | None = None) -> np.ndarray:
-        """Probabilities for `features` rows `rows`. Pass the same dict as `fused` to every variant of
-        an ensemble: variants with the same feature spec then read and fuse the inputs once."""
+                      irish: np.ndarray | None = None, fused: dict | None = None,
+                      ids: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities for `features` rows `rows` (photos `ids`: the id-neighbour block needs them).
+        Pass the same dict as `fused` to every variant of an ensemble: variants with the same feature
+        spec then read and fuse the inputs once."""
         self.check_features(features)
         fused = {} if fused is None else fused
         key = self._fused_key()
         if key not in fused:
             priors = None if self.priors is None else self.priors.columns(located(self.features, location, irish))
-            extra = location_columns(self.features, location, irish, priors)
+            if self.neighbours is not None and ids is None:
+                raise ValueError(f"variant {self.name!r} reads the id-neighbour block: the photos' ids are needed")
+            near = None if self.neighbours is None else self.neighbours.features(ids)
+            extra = extra_columns(self.features, location, irish, priors, near)
             fused[key] = fuse(self.features, features, rows, location, irish, extra)
         raw = fused[key]  # kept as it is; standardised into a scratch array the variants share
         if raw.shape[1] != self.in_dim:
@@ -121,6 +130,8 @@ class Variant:
         state = {"head": self.head.state_dict(), "scaler": self.scaler.state()}
         if self.priors is not None:
             state["priors"] = self.priors.state()
+        if self.neighbours is not None:
+            state["neighbours"] = self.neighbours.state()
         atomic_file(folder / MODEL_FILE, lambda h: torch.save(state, h))
         spec = {"name": self.name, "features": self.features.to_dict(), "head": self.head_kind,
                 "hidden": self.hidden, "dropout": self.dropout, "in_dim": self.in_dim,
@@ -156,5 +167,9 @@ class Variant:
         if features.priors and "priors" not in state:
             raise DataError(f"{folder / MODEL_FILE}: the variant uses location priors but its checkpoint has none")
         priors = LocationPriors.from_state(state["priors"]) if features.priors else None
+        if features.neighbours and "neighbours" not in state:
+            raise DataError(f"{folder / MODEL_FILE}: the variant reads the id-neighbour block but its checkpoint"
+                            " has none")
+        neighbours = IdNeighbours.from_state(state["neighbours"]) if features.neighbours else None
         return cls(spec["name"], features, spec["head"], head, Standardizer.from_state(state["scaler"]),
-                   tuple(spec["columns"]), spec["hidden"], spec["dropout"], info, priors)
+                   tuple(spec["columns"]), spec["hidden"], spec["dropout"], info, priors, neighbours)
