@@ -48,16 +48,18 @@ def types_checkpoint(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def context_setup(demo_data, demo_features, tmp_path_factory):
+def context_setup(demo_data, tmp_path_factory):
     """(arguments of `label context` but the endpoint, the demo photo folder): a one-variant run on the
-    32-d demo features and a tiny random-weight CLIP."""
+    demo photos embedded by a tiny random-weight CLIP, the worker's own encoder (another is refused)."""
     work = tmp_path_factory.mktemp("label-faults")
     (work / "tiny.json").write_text(json.dumps(TINY_CLIP))
+    encoder = ["--model", str(work / "tiny.json"), "--random-weights", "--device", "cpu", "--precision", "fp32"]
+    assert main(["embed", "--data", str(demo_data), "--out", str(work / "features"), "--workers", "0",
+                 "--accept-missing", *encoder]) == 0
     config = RunConfig(variants=[VariantConfig("linear", train=TrainConfig(head="linear", epochs=2, lr=5e-2))],
                        decode=DecodeConfig(global_trials=4, per_tag_trials=4, label_sets=50))
-    run(demo_data, demo_features, work / "run", config)
-    return ["--run", str(work / "run"), "--model", str(work / "tiny.json"), "--random-weights", "--device", "cpu",
-            "--precision", "fp32", "--threshold", "0", *FAST], demo_data
+    run(demo_data, work / "features", work / "run", config, accept_missing=True)
+    return ["--run", str(work / "run"), *encoder, "--threshold", "0", *FAST], demo_data
 
 
 def label_types(queue, checkpoint, *extra) -> int:
