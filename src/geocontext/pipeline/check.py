@@ -4,7 +4,8 @@ training; one summary; `ok` False (exit 2) when a run would stop. For Kaggle use
 Besides what stops a run, it warns (counted) about what reads fine but looks wrong: test ids also in
 train, metadata rows for photos in neither split, photos without a metadata row, tag columns with no
 photo at all, undecodable bytes in metadata; and features of one block from other encoders in train and
-test (that stops a run)."""
+test (that stops a run). It also prints the upload-order facts (data.upload_order): how often a photo's
+nearest labelled id carries its tag set, and how far test ids sit from labelled ones."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,7 @@ from ..competition import EXTRA_IMAGES, missing_share_error, photo_paths
 from ..console import say
 from ..data import grid
 from ..data.readers import Metadata, read_metadata, read_test_ids, read_train_labels, tag_contract
+from ..data.upload_order import upload_order_facts
 from ..embedding.blocks import check_splits_agree, open_features
 from ..embedding.features import align
 from ..errors import DataError
@@ -92,6 +94,19 @@ def looks_wrong(labels, test_ids: np.ndarray | None, meta: Metadata | None) -> l
     return warnings + (list(meta.warnings) if meta is not None else [])
 
 
+def describe_upload_order(facts: dict) -> str:
+    """One line: how much the ids tell (README "Photos uploaded together")."""
+    line = (f"upload order: a photo's nearest labelled id has exactly its tag set for {100 * facts['nearest_same_set']:.1f}%"
+            f" of labelled photos (two at random: {100 * facts['random_pair_same_set']:.2f}%)")
+    if "test_gap" in facts and facts["test_gap"]["median"] is not None:
+        g = facts["test_gap"]
+        line += (f"; test photos are a median {g['median']:g} ids from a labelled one ({100 * g['within_1']:.0f}% within 1,"
+                 f" {100 * g['within_5']:.0f}% within 5)")
+    lift = facts.get("lift") or 0.0
+    return line + ("; the id-neighbour block and decoder can use it" if lift >= 2 else
+                   "; ids say little here: a run's honest choice will likely leave the id-neighbour block out")
+
+
 def _say(summary: dict) -> None:
     labels = summary.get("columns")
     if labels:
@@ -111,6 +126,8 @@ def _say(summary: dict) -> None:
             f = s["features"]
             line += f", features: {f['nonfinite_image_rows']} non-finite image rows, {f['nonfinite_title_rows']} non-finite title rows"
         say(line)
+    if "upload_order" in summary:
+        say(describe_upload_order(summary["upload_order"]))
     for warning in summary["warnings"]:
         say(f"warning: {warning}")
     for problem in summary["problems"]:
@@ -147,6 +164,8 @@ def check(data_dir, features_dir=None, accept_missing: bool = False) -> dict:
     if opened.get("train") is not None and opened.get("test") is not None:
         summary["warnings"] += _attempt(problems, check_splits_agree, opened["train"], opened["test"]) or []
     summary["warnings"] = looks_wrong(labels, test_ids, meta) + summary["warnings"]
+    if labels is not None and len(labels.ids) >= 2:
+        summary["upload_order"] = upload_order_facts(labels.ids, labels.y, test_ids)
     summary["ok"] = not problems
     _say(summary)
     return summary
