@@ -120,3 +120,19 @@ def test_label_smoothing_keeps_probabilities_off_0_and_1():
         p = torch.sigmoid(head(x))
         peak[s] = float(p[y.bool()].median())
     assert peak[0.0] > 0.97 and 0.8 < peak[0.2] < 0.93, peak
+
+
+def test_bf16_storage_widened_to_float32_products_without_bf16_units(monkeypatch):
+    """Where the CPU has no bf16 units, bf16-held inputs train exactly as their float32 values would
+    (each batch widened, no emulated bf16 products); half the memory either way."""
+    from geocontext.training import loop
+
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    x, y = separable()
+    xb = x.to(torch.bfloat16)
+    config = TrainConfig(head="mlp", epochs=3, seed=7)
+    held = fit(xb[:2400], y[:2400], xb[2400:], y[2400:], config)
+    wide = fit(xb[:2400].float(), y[:2400], xb[2400:].float(), y[2400:], config)
+    for pa, pb in zip(held.head.parameters(), wide.head.parameters()):
+        assert torch.equal(pa, pb)
+    assert loop.storage_dtype("auto") == torch.bfloat16 and loop.storage_dtype("fp32") == torch.float32

@@ -21,7 +21,7 @@ from all labelled rows for the test photos (as `predict` after the refit). Heads
 the default variants' linear (lr 1e-2) and MLP (512 wide, lr 3e-3) heads. Decoders, all scored on the
 test photos: 0.5 threshold; the label-set decoder (1,000 common sets, global threshold, prior weight and
 novel penalty tuned on the hold-out's decoder rows); and that decoder with each photo's 4 nearest
-labelled neighbours' sets as extra candidates (bench.neighbour_decoder; bonus tuned on the same rows).
+labelled neighbours' sets as extra candidates (decoding.neighbour_sets, as `run` has it; tuned on the same rows).
 `--far R`: the test photos scored again with every labelled id within R of theirs ignored ("inf": no
 neighbour at all), as for archive photos far from any labelled id; a head without the block scores the
 same there as on the plain test set.
@@ -46,6 +46,7 @@ from ..console import say
 from ..data import grid
 from ..data.split import holdout_mask, stop_mask
 from ..decoding.decoders import LabelSetDecoder
+from ..decoding.neighbour_sets import NeighbourSetDecoder
 from ..synthetic.families import generate
 from ..training.config import TrainConfig
 from ..training.heads import predict_proba
@@ -55,20 +56,20 @@ from ..training.loop import fit
 from ..training.neighbours import GAP_CAP, IdNeighbours, NeighbourSpec, fit_neighbours
 from .competition_data import real_labels
 from .data import SHARED
-from .neighbour_decoder import SetFrequency, decode_with_neighbours, tune_bonus
 
 SIZES = {"full": (480_000, 129_822), "quarter": (120_000, 32_455)}
 HEADS = {"linear": TrainConfig(head="linear", lr=1e-2), "mlp": TrainConfig(head="mlp", hidden=512, lr=3e-3)}
 BLOCKS = {
     "none": None,
-    "knn-plain": NeighbourSpec(windows=(), strength=1e-3, tau=1e9),  # the issue's first try: k-NN means, gaps
-    "knn": NeighbourSpec(windows=()),  # k-NN weighted by gap, shrunk to the global shares
-    "windows": NeighbourSpec(nearest=()),  # id windows only
-    "default": NeighbourSpec(),
+    "knn-plain": NeighbourSpec(strength=1e-3, tau=1e9, dropout=0.0),  # the issue's first try: k-NN means, gaps
+    "knn": NeighbourSpec(dropout=0.0),  # k-NN weighted by gap, shrunk to the global shares, no far rows
+    "windows": NeighbourSpec(windows=(2, 8, 32, 128, 512), nearest=()),  # id windows only
+    "both": NeighbourSpec(windows=(2, 8, 32, 128, 512)),  # windows and k-NN together
+    "default": NeighbourSpec(),  # the kit's default (k-NN only, half the training rows made far)
 }
 THRESHOLDS = np.round(np.arange(0.20, 0.61, 0.02), 2)
 PRIOR_WEIGHTS, PENALTIES = (0.0, 0.25, 0.5, 1.0), (0.0, 0.5, 1.0, 2.0, 4.0, None)
-CANDIDATES = 4  # nearest neighbours whose sets the decoder prototype may pick
+CANDIDATES = 4  # nearest neighbours whose sets the decoder may pick (DecodeConfig.neighbour_sets)
 
 
 @dataclass
@@ -172,38 +173,45 @@ def _exact(y: np.ndarray, tags: np.ndarray) -> float:
     return float((tags == y.astype(bool)).all(axis=1).mean())
 
 
-def decoders(w: World, p_sel: np.ndarray, p_test: dict, cand: dict) -> dict:
+def decoders(w: World, p_sel: np.ndarray, p_test: dict, near: dict) -> dict:
     """Exact match on the test photos of each decoder (tuned on the decoder rows) for each test input."""
     y_sel, y_test = w.y[w.select], w.y[w.test]
     t = THRESHOLDS[int(np.argmax([_exact(y_sel, ensure_one_tag(p_sel >= g, p_sel)) for g in THRESHOLDS]))]
     sets = LabelSetDecoder.from_labels(w.y[w.learn], 1000).with_settings(0.0, None, float(t))
     sets = sets.tune(p_sel, y_sel, PRIOR_WEIGHTS, PENALTIES)
-    freq = SetFrequency(w.y[w.learn])
-    a, b, c, g, _ = tune_bonus(sets, p_sel, y_sel, *cand["select"], freq)
+    nb = NeighbourSetDecoder.fit(sets, p_sel, y_sel, w.ids[w.select], near["select"], CANDIDATES)
     out = {"settings": {"threshold": float(t), "prior_weight": sets.prior_weight, "novel_penalty": sets.novel_penalty,
-                        "bonus": [a, b, c, g]}}
+                        "neighbour_sets": nb.to_dict() if isinstance(nb, NeighbourSetDecoder) else None}}
     for key, p in p_test.items():
+        if isinstance(nb, NeighbourSetDecoder):
+            nb.neighbours, nb._shares = near[key], None
         out[key] = {"0.5": _exact(y_test, ensure_one_tag(p >= 0.5, p)),
                     "label-set": _exact(y_test, sets.decode(p)),
-                    "label-set+nb": _exact(y_test, decode_with_neighbours(sets, p, *cand[key], freq, a, b, c, g))}
+                    "label-set+nb": _exact(y_test, nb.decode(p, w.ids[w.test]))}
     return out
 
 
-def candidates(w: World, far: list[int]) -> dict:
-    """Neighbour sets for the decoder prototype: from the training rows for the hold-out, from every
-    labelled row for the test photos (none at all for the far ones, beyond their radius)."""
+class _Beyond:
+    """An IdNeighbours seen from photos whose labelled ids within `radius` are ignored (archive photos)."""
+
+    def __init__(self, block: IdNeighbours, radius: int):
+        self.block, self.radius, self.codes = block, radius, block.codes
+
+    def candidates(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.block.candidates(ids, k, np.full(len(ids), self.radius, np.int64))
+
+
+def neighbour_indexes(w: World, far: list[int]) -> dict:
+    """The labelled neighbours the neighbour-set decoder reads: the training rows for the hold-out, every
+    labelled row for the test photos (none within the radius for the far ones)."""
     lab = w.labelled
-    learn_block = IdNeighbours.fit(w.ids[w.learn], w.y[w.learn], NeighbourSpec())
     full = IdNeighbours.fit(w.ids[lab], w.y[lab], NeighbourSpec())
-    out = {"select": learn_block.candidates(w.ids[w.select], CANDIDATES),
-           "test": full.candidates(w.ids[w.test], CANDIDATES)}
-    for r in far:
-        idx, gap = full.nearest(w.ids[w.test], CANDIDATES, np.full(int(w.test.sum()), r, np.int64))
-        out[f"far{r}"] = (np.where(idx >= 0, full.codes[np.maximum(idx, 0)], -1), gap)
+    out = {"select": IdNeighbours.fit(w.ids[w.learn], w.y[w.learn], NeighbourSpec()), "test": full}
+    out.update({f"far{r}": _Beyond(full, r) for r in far})
     return out
 
 
-def run_head(w: World, head: str, block: str, cols: dict, far: list[int], cand: dict, seed: int,
+def run_head(w: World, head: str, block: str, cols: dict, far: list[int], near: dict, seed: int,
              probs_dir: Path | None = None) -> dict:
     t0 = time.perf_counter()
     config = replace(HEADS[head], seed=seed)
@@ -217,7 +225,7 @@ def run_head(w: World, head: str, block: str, cols: dict, far: list[int], cand: 
         probs_dir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(probs_dir / f"{w.name.replace('/', '_')}_{head}_{block}.npz",
                             select=p_sel, **p_test)
-    scores = decoders(w, p_sel, p_test, cand)
+    scores = decoders(w, p_sel, p_test, near)
     return {"world": w.name, "head": head, "block": block, "best_epoch": result.best_epoch,
             "dim": w.emb.shape[1] + (cols["labelled"].shape[1] if cols else 0),
             "block_seconds": round(cols.get("seconds", 0.0), 1), "seconds": round(time.perf_counter() - t0, 1),
@@ -263,13 +271,13 @@ def redecode(records: list[dict], out: Path, shared: Path, far: list[int]) -> No
     for world in dict.fromkeys(r["world"] for r in records):
         family, order, size, inputs, seed = world.split("/")
         w = make_world(family, order, size, int(seed[4:]), shared, inputs, features=False)
-        cand = candidates(w, far)
+        near = neighbour_indexes(w, far)
         for r in (r for r in records if r["world"] == world):
             kept = out.with_suffix(".probs") / f"{world.replace('/', '_')}_{r['head']}_{r['block']}.npz"
             if kept.exists():
                 p = np.load(kept)
                 r.update(decoders(w, p["select"].astype(np.float32),
-                                  {k: p[k].astype(np.float32) for k in ["test"] + [f"far{x}" for x in far]}, cand))
+                                  {k: p[k].astype(np.float32) for k in ["test"] + [f"far{x}" for x in far]}, near))
                 say(f"  {world} {r['head']} {r['block']}: {r['test']}")
 
 
@@ -341,7 +349,7 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 w = make_world(family, order, args.size, seed, Path(args.shared), args.inputs)
                 say(f"{w.name}: {int(w.labelled.sum())} labelled, {int(w.test.sum())} test ({time.perf_counter() - t0:.0f} s)")
-                cand = candidates(w, far)
+                near = neighbour_indexes(w, far)
                 for name, spec in blocks.items():
                     if all((w.name, h, name) in done for h in args.heads.split(",")):
                         continue
@@ -349,7 +357,7 @@ def main(argv=None) -> int:
                     for head in args.heads.split(","):
                         if (w.name, head, name) in done:
                             continue
-                        rec = run_head(w, head, name, cols, far, cand, seed, out.with_suffix(".probs"))
+                        rec = run_head(w, head, name, cols, far, near, seed, out.with_suffix(".probs"))
                         rec["far_radii"] = far
                         records = [r for r in records if (r["world"], r["head"], r["block"]) != (w.name, head, name)]
                         records.append(rec)

@@ -100,11 +100,21 @@ def train_epochs(model: nn.Module, n_rows: int, config, batch_loss, evaluate, de
 
 
 def storage_dtype(input_dtype: str) -> torch.dtype:
-    """bf16 halves memory and runs the products on the CPU's bf16 units; weights stay float32."""
+    """How training inputs are held: bf16 ("auto", "bf16") halves memory, which keeps a full-size run
+    under 8 GB; weights stay float32. The products run in bf16 only on CPUs with native bf16 units
+    (`bf16_products`); elsewhere each batch is widened to float32 first, as emulated bf16 is slow."""
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
-    use_bf16 = input_dtype == "bf16" or (input_dtype == "auto" and cpu_has_native_bf16())
-    return torch.bfloat16 if use_bf16 else torch.float32
+    return torch.float32 if input_dtype == "fp32" else torch.bfloat16
+
+
+def bf16_products(x: torch.Tensor) -> bool:
+    return x.dtype == torch.bfloat16 and cpu_has_native_bf16()
+
+
+def _widened(x: torch.Tensor, autocast: bool) -> torch.Tensor:
+    """bf16 inputs as float32 where the CPU has no bf16 units (autocast off)."""
+    return x if autocast or x.dtype == torch.float32 else x.float()
 
 
 def holdout_scores(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -118,7 +128,7 @@ def holdout_scores(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]
 def _logits(head: nn.Module, x: torch.Tensor, autocast: bool, batch_size: int = 65_536) -> torch.Tensor:
     head.eval()
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        out = torch.cat([head(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
+        out = torch.cat([head(_widened(x[i:i + batch_size], autocast)).float() for i in range(0, len(x), batch_size)])
     head.train()
     return out
 
@@ -148,13 +158,13 @@ def fit(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor | None
         raise ValueError("inputs and labels must have the same number of rows")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    autocast = x_train.dtype == torch.bfloat16
+    autocast = bf16_products(x_train)
     head = build_head(config.head, x_train.shape[1], y_train.shape[1], config.hidden, config.dropout)
     loss_fn = nn.BCEWithLogitsLoss()
     y_train = y_train.float()
 
     def batch_loss(idx: torch.Tensor, gen: torch.Generator):
-        xb, yb = x_train.index_select(0, idx), y_train.index_select(0, idx)
+        xb, yb = _widened(x_train.index_select(0, idx), autocast), y_train.index_select(0, idx)
         if config.mixup_alpha > 0:
             lam = rng.beta(config.mixup_alpha, config.mixup_alpha)
             lam = max(lam, 1.0 - lam)

@@ -213,12 +213,13 @@ class IdNeighbours:
     def _empty(self) -> "IdNeighbours":
         return IdNeighbours(np.zeros(0, np.int64), np.zeros(0, np.int64), self.n_tags, self.global_rate, self.spec)
 
-    def candidates(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(tag-set codes, gaps) of each photo's k nearest labelled ids (code -1 where none): the sets
-        its neighbours carry, e.g. as extra candidates for a label-set decoder."""
+    def candidates(self, ids: np.ndarray, k: int, radius: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(tag-set codes, gaps) of each photo's k nearest labelled ids beyond `radius` (code -1 where
+        none): the sets its neighbours carry, e.g. as extra candidates for a label-set decoder."""
         codes, gaps = np.empty((len(ids), k), np.int64), np.empty((len(ids), k), np.int64)
         for s in range(0, len(ids), _CHUNK):
-            idx, gap = self.nearest(np.asarray(ids[s:s + _CHUNK], np.int64), k)
+            r = None if radius is None else radius[s:s + _CHUNK]
+            idx, gap = self.nearest(np.asarray(ids[s:s + _CHUNK], np.int64), k, r)
             codes[s:s + _CHUNK] = np.where(idx >= 0, self._codes_at(idx), -1)
             gaps[s:s + _CHUNK] = gap
         return codes, gaps
