@@ -210,7 +210,7 @@ CASES = [
     Case("decode folds", config_file('{"decode": {"folds": 1}}'), run_argv("--config", "CONFIG"),
          r"bad\.json: .*decode\.folds must be a whole number >= 2, got 1"),
     Case("unknown decoder", config_file('{"decode": {"decoders": ["mean"]}}'), run_argv("--config", "CONFIG"),
-         r"decode\.decoders must be among \('0\.5', 'global', 'per_tag', 'label_set'\)"),
+         r"decode\.decoders must be among \('0\.5', 'global', 'per_tag', 'label_set', 'neighbour_sets'\)"),
     Case("OUT is a file", out_is_a_file,
          lambda d, f, o, t: ["run", "--data", str(d), "--features", str(f), "--out", str(t / "file-out")],
          r"file-out: OUT is an existing file"),

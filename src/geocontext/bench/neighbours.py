@@ -183,11 +183,11 @@ def decoders(w: World, p_sel: np.ndarray, p_test: dict, near: dict) -> dict:
     out = {"settings": {"threshold": float(t), "prior_weight": sets.prior_weight, "novel_penalty": sets.novel_penalty,
                         "neighbour_sets": nb.to_dict() if isinstance(nb, NeighbourSetDecoder) else None}}
     for key, p in p_test.items():
-        if isinstance(nb, NeighbourSetDecoder):
-            nb.neighbours, nb._shares = near[key], None
+        with_near = NeighbourSetDecoder.from_dict(nb.to_dict(), p.shape[1], near[key]) \
+            if isinstance(nb, NeighbourSetDecoder) else nb  # the same settings, this input's neighbours
         out[key] = {"0.5": _exact(y_test, ensure_one_tag(p >= 0.5, p)),
                     "label-set": _exact(y_test, sets.decode(p)),
-                    "label-set+nb": _exact(y_test, nb.decode(p, w.ids[w.test]))}
+                    "label-set+nb": _exact(y_test, with_near.decode(p, w.ids[w.test]))}
     return out
 
 
