@@ -319,7 +319,7 @@ def test_vit_b_32_bf16_agrees_with_fp32(data_dir, tmp_path):
                           accept_missing=True)
         embed(data_dir, tmp_path / precision, ["test"], cfg)
         outs[precision] = arrays(tmp_path / precision, "test")
-    (ids, img32, txt32, meta), (_, img16, txt16, _) = outs["fp32"], outs["bf16"]
+    (_, img32, txt32, meta), (_, img16, txt16, _) = outs["fp32"], outs["bf16"]
     assert img32.shape == (8, 512) and meta["model"] == "ViT-B-32" and meta["made_with"] == {"fp32 on cpu": 1}
     ok = ~np.isnan(img32[:, 0])
     assert ok.sum() == 6 and np.isnan(img16[~ok]).all()

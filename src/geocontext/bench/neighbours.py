@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..competition import COLUMNS, ensure_one_tag
+from ..competition import ensure_one_tag
 from ..console import say
 from ..data import grid
 from ..data.split import holdout_mask, stop_mask

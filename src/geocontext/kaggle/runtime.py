@@ -20,7 +20,6 @@ import argparse
 import itertools
 import json
 import os
-import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
