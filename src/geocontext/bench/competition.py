@@ -1,7 +1,7 @@
 """A simulated competition on the real label matrix: the default `run` against the published recipe.
 
     PYTHONPATH=src nice -n 10 .venv/bin/python -m geocontext.bench.competition \
-        --labelled 120000 --test 30000 --seeds 3 --generators world,clusters [--orders real,shuffled] \
+        --labelled 120000 --test 30000 --seeds 3 --generators world,clusters [--orders real,shuffled,far] \
         [--config NAME=run.json ...]
 
 For each generator family and seed (bench.competition_data): DATA + FEATURES folders from a seeded
@@ -136,7 +136,7 @@ def parse(argv) -> argparse.Namespace:
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
     ap.add_argument("--generators", default="world,clusters", help=f"comma-separated: {', '.join(FAMILIES)}")
     ap.add_argument("--orders", default="real", help=f"comma-separated id orders: {', '.join(ORDERS)} (shuffled: ids"
-                    " dealt out at random, so they say nothing)")
+                    " dealt out at random, so they say nothing; far: test ids moved 10,000,000 up, away from every labelled id)")
     ap.add_argument("--config", action="append", default=[], metavar="NAME=PATH",
                     help="an extra row: `run` with this RunConfig JSON (repeatable)")
     ap.add_argument("--no-default-run", action="store_true", help="skip the default run (e.g. to calibrate noise)")

@@ -5,8 +5,10 @@ rows (DATA/train.csv) and `test` rows (DATA/test.csv: ids only); the test rows' 
 solution.csv beside DATA, never inside it, so a run cannot see them. Titles, image embeddings and grid
 references come from a generator family (synthetic.families). The subset keeps the real ids, so the
 real upload order (photos uploaded together, tagged alike) is there as in the competition; order
-"shuffled" deals the ids out at random instead (ids then say nothing). Built once per settings under
-CACHE/<generator>-<seed>-<labelled>-<test>[-shuffled]/ and reused.
+"shuffled" deals the ids out at random instead (ids then say nothing); order "far" keeps the real order
+but moves every test id FAR_OFFSET up, in every file that names it (test.csv, metadata.csv, FEATURES,
+solution.csv), so no test photo has a labelled one near it, as Geograph's untagged archive photos have
+not. Built once per settings under CACHE/<generator>-<seed>-<labelled>-<test>[-ORDER]/ and reused.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from .data import SHARED
 
 VERSION = 1  # bump when the folders' contents change: caches are rebuilt
 CACHE = Path("bench-cache/competition")
-ORDERS = ("real", "shuffled")
+ORDERS = ("real", "shuffled", "far")
+FAR_OFFSET = 10_000_000  # above every real Geograph id of the competition (the largest is 7,564,337)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ def _frame(ids: np.ndarray, y: np.ndarray) -> pd.DataFrame:
 def build(generator: str, seed: int, labelled: int, n_test: int, noise: float | None = None,
           shared: str | Path = SHARED, cache: str | Path = CACHE, order: str = "real") -> Competition:
     """The competition for these settings, built unless already in `cache`. order "real" keeps each photo
-    its real id (the real upload order); "shuffled" deals the same ids out at random, so ids say nothing."""
+    its real id (the real upload order); "shuffled" deals the same ids out at random, so ids say nothing;
+    "far" moves the test ids FAR_OFFSET up (no labelled id near any test photo)."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     noise = float(NOISE[generator] if noise is None else noise)
@@ -94,6 +98,8 @@ def build(generator: str, seed: int, labelled: int, n_test: int, noise: float | 
     ids, y = labels.ids[picked], labels.y[picked]
     if order == "shuffled":
         ids = np.random.default_rng(seed + 1).permutation(ids)
+    elif order == "far":
+        ids = np.concatenate([ids[:labelled], ids[labelled:] + FAR_OFFSET])
     made = generate(generator, y, seed, noise)
     _frame(ids[:labelled], y[:labelled]).to_csv(comp.data / "train.csv", index=False)
     pd.DataFrame({ID: ids[labelled:]}).to_csv(comp.data / "test.csv", index=False)
