@@ -229,7 +229,7 @@ CASES = [
          r"sub\.csv: columns wrong \(missing \['tag950'\]"),
     Case("misspelt variant name", config_file('{"variants": {"mlp-img-txt-loc-pri-rf": {"train": {"lr": 0.001}}}}'),
          run_argv("--config", "CONFIG"), r"bad\.json: .*variants\.mlp-img-txt-loc-pri-rf: no variant of that name"
-         r" \(did you mean 'mlp-img-txt-loc-pri-rff'\?\); to add a new variant, give \"from\""),
+         r" \(did you mean 'mlp256-img-txt-loc-pri-rff'\?\); to add a new variant, give \"from\""),
     Case("test features from other weights", features_from_other_weights, run_argv(),
          r"features/train: image and .*features/test: image come from different encoders"
          r" \(weights synthetic:seed3 vs synthetic:seed4\); embed both splits with one encoder"),

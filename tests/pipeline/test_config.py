@@ -61,8 +61,8 @@ def test_a_new_name_in_the_variants_object_adds_a_variant(tmp_path):
 
 
 @pytest.mark.parametrize("text, field, accepted", [
-    ('{"variants": {"mlp-img-txt-loc-pri-rff": {"train": {"learning_rate": 0.1}}}}', "learning_rate", "lr"),
-    ('{"variants": {"mlp-img-txt-loc-pri-rff": {"feature": {}}}}', "feature", "features"),
+    ('{"variants": {"mlp256-img-txt-loc-pri-rff": {"train": {"learning_rate": 0.1}}}}', "learning_rate", "lr"),
+    ('{"variants": {"mlp256-img-txt-loc-pri-rff": {"feature": {}}}}', "feature", "features"),
     ('{"decode": {"fold": 3}}', "fold", "folds"),
     ('{"holdout": 0.1}', "holdout", "holdout_fraction"),
 ])
@@ -80,7 +80,7 @@ def test_a_misspelt_variant_name_is_an_error_naming_the_close_one(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"variants": {"mlp-img-txt-loc-pri-rf": {"train": {"lr": 0.001}}}}))
     with pytest.raises(ValueError, match=r"variants\.mlp-img-txt-loc-pri-rf: no variant of that name \(did you mean"
-                                         r" 'mlp-img-txt-loc-pri-rff'\?\); to add a new variant, give \"from\""):
+                                         r" 'mlp256-img-txt-loc-pri-rff'\?\); to add a new variant, give \"from\""):
         RunConfig.from_file(path)
     path.write_text(json.dumps({"variants": {"zzz": {"train": {"lr": 0.001}}}}))  # nothing close: the names
     with pytest.raises(ValueError, match=r"no variant of that name \(variants: linear-img-txt-loc-pri-rff-nb,"):
@@ -89,19 +89,19 @@ def test_a_misspelt_variant_name_is_an_error_naming_the_close_one(tmp_path):
 
 def test_a_new_variant_declared_with_from_copies_that_variant(tmp_path):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"variants": {"mlp-slow": {"from": "mlp-img-txt-loc-pri-rff", "train": {"lr": 0.0003}}}}))
+    path.write_text(json.dumps({"variants": {"mlp-slow": {"from": "mlp256-img-txt-loc-pri-rff", "train": {"lr": 0.0003}}}}))
     config = RunConfig.from_file(path)
     defaults = default_variants()
     assert [v.name for v in config.variants] == [v.name for v in defaults] + ["mlp-slow"]
-    new, source = config.variants[-1], next(v for v in defaults if v.name == "mlp-img-txt-loc-pri-rff")
+    new, source = config.variants[-1], next(v for v in defaults if v.name == "mlp256-img-txt-loc-pri-rff")
     assert new.train.lr == 0.0003 and new.train.head == "mlp" and new.train.hidden == source.train.hidden
     assert new.features == source.features and config.variants[:-1] == defaults
 
 
 @pytest.mark.parametrize("variants, says", [
     ({"x": {"from": "mlp-img-txt-loc-pri-rf"}}, r"variants\.x: from 'mlp-img-txt-loc-pri-rf': no such variant \(did you"
-                                                r" mean 'mlp-img-txt-loc-pri-rff'\?\)"),
-    ({"mlp-img-txt-loc-pri-rff": {"from": "linear-img-txt-loc-pri-rff-nb"}}, r"'from' declares a new variant"),
+                                                r" mean 'mlp256-img-txt-loc-pri-rff'\?\)"),
+    ({"mlp256-img-txt-loc-pri-rff": {"from": "linear-img-txt-loc-pri-rff-nb"}}, r"'from' declares a new variant"),
     ({"x": {"features": {"modalities": ["image"]}}}, r"variants\.x: no variant of that name"),  # train not given
 ])
 def test_from_must_name_a_variant_and_declare_a_new_one(tmp_path, variants, says):

@@ -27,8 +27,8 @@ def test_chunks_give_the_whole_matrix_answer(finished, demo_data, demo_features,
     whole = [variants[m].predict_proba(inputs.features, inputs.rows, inputs.location, inputs.irish, fused)
              for m in choice.members]
     tags = predict_chunks(variants, choice, inputs, tmp_path / "p.npy", chunk=7)  # 60 rows: 9 chunks, the last short
-    np.testing.assert_array_equal(tags, choice.decode(whole))
-    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), choice.combine(whole), atol=1e-6)
+    np.testing.assert_array_equal(tags, choice.decode(whole, inputs.ids))
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), choice.combine(whole, inputs.ids), atol=1e-6)
     assert not list(tmp_path.glob("*.part"))
 
 

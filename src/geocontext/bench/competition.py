@@ -140,8 +140,8 @@ def parse(argv) -> argparse.Namespace:
     ap.add_argument("--config", action="append", default=[], metavar="NAME=PATH",
                     help="an extra row: `run` with this RunConfig JSON (repeatable)")
     ap.add_argument("--no-default-run", action="store_true", help="skip the default run (e.g. to calibrate noise)")
-    ap.add_argument("--without-block", action="store_true", help="also the default run without the id-neighbour"
-                    " block and the neighbour-set decoder (row 'run without block')")
+    ap.add_argument("--without-block", "--no-neighbours", dest="without_block", action="store_true",
+                    help="also the default run with `run --no-neighbours` (row 'run no-neighbours')")
     ap.add_argument("--noise", action="append", default=[], metavar="GENERATOR=LEVEL",
                     help=f"override a family's calibrated noise (defaults {NOISE})")
     ap.add_argument("--epochs", type=int, default=30, help="the published recipe's maximum epochs")
@@ -167,23 +167,11 @@ def parse(argv) -> argparse.Namespace:
     return args
 
 
-def without_block(config: RunConfig) -> RunConfig:
-    """`config` with neither the id-neighbour block (each variant's spec without it, renamed, duplicates
-    dropped) nor the neighbour-set decoder: what the ids add is what this row lacks."""
-    variants = {}
-    for v in config.variants:
-        name = v.name.replace("-nb", "") if v.features.neighbours else v.name
-        variants.setdefault(name, dataclasses.replace(v, name=name, features=dataclasses.replace(v.features, neighbours=False)))
-    decoders = tuple(d for d in config.decode.decoders if d != "neighbour_sets")
-    return dataclasses.replace(config, variants=list(variants.values()),
-                               decode=dataclasses.replace(config.decode, decoders=decoders))
-
-
 def run_configs(args) -> dict[str, RunConfig]:
     """Checked before anything is built or trained: a bad file fails at once."""
     configs = {} if args.no_default_run else {"default": RunConfig()}
     if args.without_block:
-        configs["without block"] = without_block(RunConfig())
+        configs["no-neighbours"] = RunConfig().without_neighbours()
     for name, path in _pairs(args.config, "--config").items():
         if name in configs or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ValueError(f"--config {name}=...: the name must be letters, digits, '.', '_' or '-', not 'default'")

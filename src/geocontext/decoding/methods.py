@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..training.neighbours import IdNeighbours
+from ..training.neighbours import NeighbourSource
 from .decoders import LabelSetDecoder, ThresholdDecoder
 from .neighbour_sets import NeighbourSetDecoder
 from .thresholds import tune_thresholds
@@ -59,7 +59,7 @@ class Tuning:
     storage: str | None  # an Optuna storage URL (the run's optuna.db), or None: in memory
     study: str  # names this fit's studies
     shared: dict  # between the methods fitted on the same rows: the global threshold is tuned once
-    neighbours: IdNeighbours | None = None  # the labelled rows, for decoders that read upload neighbours
+    neighbours: NeighbourSource | None = None  # the labelled rows, for decoders that read upload neighbours
 
     def global_threshold(self) -> ThresholdDecoder:
         if "global" not in self.shared:
@@ -106,14 +106,14 @@ METHODS: dict[str, Callable[[Tuning], Decoder]] = {
     "neighbour_sets": _neighbour_sets,  # label_set, plus the upload neighbours' own sets (neighbour_sets.py)
 }
 
-SAVED: dict[str, Callable[[dict, int, IdNeighbours | None], Decoder]] = {
+SAVED: dict[str, Callable[[dict, int, NeighbourSource | None], Decoder]] = {
     ThresholdDecoder.kind: ThresholdDecoder.from_dict,
     LabelSetDecoder.kind: LabelSetDecoder.from_dict,
     NeighbourSetDecoder.kind: NeighbourSetDecoder.from_dict,
 }
 
 
-def decoder_from_dict(d: dict, n_tags: int, neighbours: IdNeighbours | None = None) -> Decoder:
+def decoder_from_dict(d: dict, n_tags: int, neighbours: NeighbourSource | None = None) -> Decoder:
     """Rebuild a decoder saved with `to_dict` (`neighbours`: the run's labelled rows, for those that read them)."""
     kind = d.get("kind")
     if kind not in SAVED:

@@ -22,7 +22,7 @@ import itertools
 
 import numpy as np
 
-from ..training.neighbours import IdNeighbours, tag_codes, tag_sets
+from ..training.neighbours import NeighbourSource, tag_codes, tag_sets
 from .decoders import LabelSetDecoder
 
 BONUS = (-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
@@ -86,7 +86,7 @@ class NeighbourSetDecoder:
     kind = "neighbour_sets"
 
     def __init__(self, base: LabelSetDecoder, bonus: float, per_log_gap: float, per_agreeing: float,
-                 max_gap: int, k: int, neighbours: IdNeighbours | None = None):
+                 max_gap: int, k: int, neighbours: NeighbourSource | None = None):
         self.base, self.k, self.neighbours = base, int(k), neighbours
         self.bonus, self.per_log_gap = float(bonus), float(per_log_gap)
         self.per_agreeing, self.max_gap = float(per_agreeing), int(max_gap)
@@ -107,7 +107,7 @@ class NeighbourSetDecoder:
 
     @classmethod
     def fit(cls, base: LabelSetDecoder, probs: np.ndarray, y: np.ndarray, ids: np.ndarray,
-            neighbours: IdNeighbours, k: int) -> "NeighbourSetDecoder | LabelSetDecoder":
+            neighbours: NeighbourSource, k: int) -> "NeighbourSetDecoder | LabelSetDecoder":
         """The settings with the best exact match on (probs, y) of photos `ids`; the plain `base` when none
         beats it there."""
         probe = cls(base, 0.0, 0.0, 0.0, 0, k, neighbours)
@@ -125,6 +125,6 @@ class NeighbourSetDecoder:
                 "per_agreeing": self.per_agreeing, "max_gap": self.max_gap, "k": self.k}
 
     @classmethod
-    def from_dict(cls, d: dict, n_tags: int, neighbours: IdNeighbours | None = None) -> "NeighbourSetDecoder":
+    def from_dict(cls, d: dict, n_tags: int, neighbours: NeighbourSource | None = None) -> "NeighbourSetDecoder":
         return cls(LabelSetDecoder.from_dict(d["base"], n_tags), d["bonus"], d["per_log_gap"], d["per_agreeing"],
                    d["max_gap"], d["k"], neighbours)

@@ -15,7 +15,7 @@ import numpy as np
 from ..console import progress
 from ..data.split import folds
 from ..fields import flag, number, whole
-from ..training.neighbours import IdNeighbours
+from ..training.neighbours import NeighbourSource
 from .decoders import LabelSetDecoder, ThresholdDecoder
 from .ensemble import combine, fit_weights
 from .methods import METHODS, Decoder, Tuning, decoder_from_dict
@@ -76,12 +76,13 @@ class Choice:
     weights: np.ndarray
     decoder: Decoder = field(default_factory=ThresholdDecoder)
 
-    def combine(self, probs: list[np.ndarray]) -> np.ndarray:
+    def combine(self, probs: list[np.ndarray], ids: np.ndarray | None = None, bands=None) -> np.ndarray:
+        """The members' weighted mean (`ids`, `bands`: for the same call as a choice by gap band takes)."""
         if len(probs) != len(self.members):
             raise ValueError(f"{self.name} combines {len(self.members)} variants, got {len(probs)} probability arrays")
         return combine(probs, self.weights)
 
-    def decode(self, probs: list[np.ndarray], ids: np.ndarray | None = None) -> np.ndarray:
+    def decode(self, probs: list[np.ndarray], ids: np.ndarray | None = None, bands=None) -> np.ndarray:
         """Tags of photos `ids` from their members' probabilities (the ids: for decoders reading neighbours)."""
         return self.decoder.decode(self.combine(probs), ids)
 
@@ -90,7 +91,7 @@ class Choice:
                 "decoder": self.decoder.to_dict()}
 
     @classmethod
-    def from_dict(cls, d: dict, n_tags: int, neighbours: IdNeighbours | None = None) -> "Choice":
+    def from_dict(cls, d: dict, n_tags: int, neighbours: NeighbourSource | None = None) -> "Choice":
         return cls(d["name"], list(d["members"]), np.asarray(d["weights"]),
                    decoder_from_dict(d["decoder"], n_tags, neighbours))
 
@@ -103,7 +104,7 @@ class Candidate:
 
     def tune(self, probs: list[np.ndarray], y: np.ndarray, ids: np.ndarray, label_sets: LabelSetDecoder,
              config: DecodeConfig, storage: str | None, study: str, shared: dict | None = None,
-             neighbours: IdNeighbours | None = None) -> Choice:
+             neighbours: NeighbourSource | None = None) -> Choice:
         """Fit weights and decoder on (probs, y) of photos `ids`: rows of the hold-out this candidate may
         tune on (`neighbours`: the labelled rows, for decoders that read upload neighbours).
 
@@ -132,13 +133,13 @@ def candidates(names: list[str], config: DecodeConfig) -> list[Candidate]:
 
 def choose(holdout_probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, train_y: np.ndarray,
            config: DecodeConfig, storage: str | None = None,
-           neighbours: IdNeighbours | None = None) -> tuple[Choice, dict, np.ndarray]:
+           neighbours: NeighbourSource | None = None, study: str = "final") -> tuple[Choice, dict, np.ndarray]:
     """The candidate with the best cross-fitted hold-out exact match, refitted on the whole hold-out.
     `neighbours` (the labelled rows; each photo's own row never counts) lets neighbour-set decoding compete.
 
     Also returns the winner's cross-fitted hold-out tags (each row decoded by settings tuned on the
-    other fold), for honest per-tag figures. The studies that tune the final decoder go to the Optuna
-    `storage` URL (a run's optuna.db: resumable, inspectable); the many cross-fitting studies, which only
+    other fold), for honest per-tag figures. The studies that tune the final decoder (named `study`/...)
+    go to the Optuna `storage` URL (a run's optuna.db: resumable, inspectable); the many cross-fitting studies, which only
     score candidates, run in memory because Optuna's RDB storage costs ~10x per trial."""
     label_sets = LabelSetDecoder.from_labels(train_y, config.label_sets)
     fold = folds(ids, config.folds, config.seed)
@@ -160,5 +161,5 @@ def choose(holdout_probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray,
         if best is None or report[cand.name]["exact_match"] > report[best.name]["exact_match"]:
             best, best_predicted = cand, predicted
     final = best.tune([holdout_probs[m] for m in best.members], y, ids, label_sets, config, storage,
-                      f"final/{best.name}", neighbours=neighbours)
+                      f"{study}/{best.name}", neighbours=neighbours)
     return final, report, best_predicted

@@ -89,7 +89,7 @@ class ContextWorker:
         fused: dict = {}
         probs = [self.variants[m].predict_proba(features, np.arange(len(ids)), location, irish, fused, ids)
                  for m in self.choice.members]
-        return self.choice.combine(probs), self.choice.decode(probs, ids)
+        return self.choice.combine(probs, ids), self.choice.decode(probs, ids)
 
     def __call__(self, reply: dict, rows: list[dict]) -> Answer:
         began = time.perf_counter()

@@ -15,6 +15,9 @@ RunConfig
   max_tags          training rows with more tags are dropped (rare, noisy label sets)
   refit             retrain the final choice's heads on train + hold-out rows for the epoch count chosen
                     on the hold-out (pipeline.refit); false keeps the hold-out-stopped heads
+  neighbours        false (`run --no-neighbours`): every variant without the id-neighbour block (a name
+                    ending in -nb loses it; a variant that becomes another's twin is dropped) and no
+                    neighbour-set decoder; everything else as configured
   decode            decoding.select.DecodeConfig: decoders (the names in decoding.methods.METHODS: 0.5,
                     global, per_tag, label_set), ensemble,
                     singles, global_trials, per_tag_trials, label_sets, prior_weights, novel_penalties,
@@ -24,13 +27,13 @@ A JSON file names only what it changes; every field it leaves out keeps its defa
 either a list (the whole list, replacing the defaults) or an object keyed by variant name, which
 changes the named default variants field by field:
 
-    {"seed": 1, "variants": {"mlp-img-txt-loc-pri-rff": {"train": {"lr": 0.001}}}}
+    {"seed": 1, "variants": {"mlp256-img-txt-loc-pri-rff": {"train": {"lr": 0.001}}}}
 
 A name that is not a default variant is an error naming the closest one (a misspelt name would
 otherwise add a variant of plain defaults), unless it declares a new variant: with "from", a copy of
 the named variant with the changes given; or with both "features" and "train":
 
-    {"variants": {"mlp-lr-low": {"from": "mlp-img-txt-loc-pri-rff", "train": {"lr": 0.0003}}}}
+    {"variants": {"mlp-lr-low": {"from": "mlp256-img-txt-loc-pri-rff", "train": {"lr": 0.0003}}}}
 
 An unknown field is an error that names it and lists the accepted ones.
 """
@@ -54,6 +57,7 @@ class RunConfig:
     seed: int = 0
     max_tags: int = 5
     refit: bool = True
+    neighbours: bool = True
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
     def __post_init__(self):
@@ -70,6 +74,13 @@ class RunConfig:
         whole("max_tags", self.max_tags, 1)
         whole("seed", self.seed, 0)
         flag("refit", self.refit)
+        flag("neighbours", self.neighbours)
+        if not self.neighbours:
+            self.variants, self.decode = _without_neighbours(self.variants, self.decode)
+
+    def without_neighbours(self) -> "RunConfig":
+        """This configuration with nothing that reads upload order (see `neighbours`)."""
+        return replace(self, neighbours=False)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +106,22 @@ class RunConfig:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, ValueError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
             raise ValueError(f"{path}: not a valid run configuration ({exc})") from exc
+
+
+def _without_neighbours(variants: list[VariantConfig], decode: DecodeConfig) -> tuple[list[VariantConfig], DecodeConfig]:
+    """The variants without the id-neighbour block and the decoders without the neighbour-set one."""
+    kept: dict[str, VariantConfig] = {}
+    for v in variants:
+        if v.features.neighbours:
+            name = v.name[:-3] if v.name.endswith("-nb") else f"{v.name}-without-nb"
+            v = replace(v, name=name, features=replace(v.features, neighbours=False))
+        twin = kept.get(v.name)
+        if twin is not None and twin != v:
+            raise ValueError(f"neighbours false: variant {v.name!r} without its block would differ from the variant"
+                             " of that name; rename one of them")
+        kept.setdefault(v.name, v)
+    decoders = tuple(d for d in decode.decoders if d != "neighbour_sets")
+    return list(kept.values()), replace(decode, decoders=decoders)
 
 
 def _checked(d, cls, where: str) -> dict:

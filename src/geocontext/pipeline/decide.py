@@ -1,8 +1,10 @@
-"""Deciding, once the members are trained: the honest final choice on the hold-out (pipeline.honest),
-the chosen heads refitted on every labelled row (pipeline.refit), and the test photos' tags. The
-neighbour-set decoder reads every labelled row (never a photo's own): on the selection rows as on the
-test photos, so the hold-out sees its neighbours as densely as a test photo does. Nothing is
-written here but what refit saves; pipeline.results writes the run's files from the `Outcome`."""
+"""Deciding, once the members are trained: the honest final choice on the hold-out (pipeline.honest; by
+gap band where anything reads upload neighbours, pipeline.bands), the chosen heads refitted on every
+labelled row (pipeline.refit), and the test photos' tags. Hold-out rows read their labelled neighbours
+as the test photos will (their matched radius, prep.radius): the neighbour-set decoder reads every
+labelled row but a row's own and those within its radius, on the selection rows; on the test photos,
+every labelled row. Nothing is written here but what refit saves; pipeline.results writes the run's
+files from the `Outcome`."""
 from __future__ import annotations
 
 import time
@@ -10,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..decoding.bands import Banded
 from ..decoding.select import Choice
-from ..training.neighbours import IdNeighbours
+from ..training.neighbours import Excluding, IdNeighbours
+from .bands import banded_choice
 from .config import RunConfig
 from .honest import honest_choice
 from .members import Members
@@ -22,25 +26,43 @@ from .run_folder import RunFolder
 
 @dataclass
 class Outcome:
-    choice: Choice  # members, weights, decoder: what run.json keeps and `predict` applies
-    candidates: dict  # every candidate's cross-fitted scores on the selection rows
+    choice: Choice | Banded  # members, weights, decoder (per band): what run.json keeps and `predict` applies
+    candidates: dict  # every candidate's cross-fitted scores on the selection rows (of the main band, if banded)
     estimate: dict  # the nested estimate of the whole procedure (report.json final.exact_match)
     predicted: np.ndarray  # the selection rows' tags, each from a choice made without that row
     test_tags: np.ndarray  # uint8 (test photos, tags)
     test_probs: np.ndarray  # the final combination's probabilities on the test photos
     labelled: IdNeighbours  # the labelled rows the neighbour-set decoder reads (saved for `predict`)
+    bands: list[dict] | None = None  # per gap band: rows, test share, estimate, choice (pipeline.bands)
+    selection_bands: np.ndarray | None = None  # int8 band of each selection row
+
+
+def reads_ids(members: Members, config: RunConfig) -> bool:
+    """Whether a member reads the id-neighbour block or a decoder reads upload neighbours: only then can
+    near and far photos want different choices."""
+    return bool(members.reading_ids) or "neighbour_sets" in config.decode.decoders
 
 
 def decide(prep: Prepared, out: RunFolder, members: Members, config: RunConfig, timings: dict) -> Outcome:
     """Choose the final combination and decoder honestly, refit its heads (unless config.refit is off),
     decode the test photos."""
     t = time.perf_counter()
-    select = prep.select
-    labelled = IdNeighbours.fit(prep.labels.ids, prep.labels.y)  # every photo's own row excluded when read
-    choice, candidates, predicted, estimate = honest_choice(
-        {m: p[select] for m, p in members.holdout_probs.items()}, prep.y_holdout[select],
-        prep.labels.ids[prep.holdout][select], prep.labels.y[prep.fit_rows], config.decode, out.optuna_storage,
-        labelled)
+    select, held_ids = prep.select, prep.labels.ids[prep.holdout]
+    view = Excluding(prep.labelled, held_ids, prep.radius[prep.holdout])  # the hold-out as far off as the test
+    probs = {m: p[select] for m, p in members.holdout_probs.items()}
+    y, ids, train_y = prep.y_holdout[select], held_ids[select], prep.labels.y[prep.fit_rows]
+    bands = selection_bands = None
+    if reads_ids(members, config):
+        far = None
+        if prep.far.any():
+            far = ({m: members.far_probs[m] for m in probs}, prep.labels.y[prep.far], prep.labels.ids[prep.far])
+        made = banded_choice(probs, y, ids, view, far, train_y, prep.test_gaps, config.decode, out.optuna_storage,
+                             prep.labelled)
+        choice, candidates, predicted, estimate = made.choice, made.candidates, made.predicted, made.estimate
+        bands, selection_bands = made.bands, made.selection_bands
+    else:
+        choice, candidates, predicted, estimate = honest_choice(probs, y, ids, train_y, config.decode,
+                                                                out.optuna_storage, view)
     timings["decode"] = time.perf_counter() - t
     if config.refit:
         t = time.perf_counter()
@@ -48,4 +70,4 @@ def decide(prep: Prepared, out: RunFolder, members: Members, config: RunConfig, 
         timings["refit"] = time.perf_counter() - t
     test_probs = [members.test_probs[m] for m in choice.members]
     return Outcome(choice, candidates, estimate, predicted, choice.decode(test_probs, prep.test_ids),
-                   choice.combine(test_probs), labelled)
+                   choice.combine(test_probs, prep.test_ids), prep.labelled, bands, selection_bands)

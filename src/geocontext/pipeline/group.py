@@ -37,6 +37,7 @@ class Trained:
     result: FitResult
     holdout: np.ndarray | None  # its hold-out probabilities (None when trained on the hold-out too)
     test: np.ndarray
+    far: np.ndarray | None = None  # its probabilities on the far view's rows (pipeline.bands), when there is one
 
 
 def train_group(prep: Prepared, spec: FeatureSpec, jobs: list[Job], learn: np.ndarray, timings: dict,
@@ -73,4 +74,8 @@ def train_group(prep: Prepared, spec: FeatureSpec, jobs: list[Job], learn: np.nd
                           job.train.hidden, job.train.dropout, info=info, priors=inputs.priors,
                           neighbours=inputs.neighbours)
         holdout = predict_proba(variant.head, inputs.train["holdout"]) if held_out else None
-        yield Trained(job, variant, result, holdout, predict_proba(variant.head, inputs.test))
+        far = None
+        if held_out and prep.far.any():  # without the block, the far view's rows read what they read anyway
+            far = predict_proba(variant.head, inputs.far) if inputs.far is not None else \
+                holdout[np.flatnonzero(prep.far[prep.holdout])]
+        yield Trained(job, variant, result, holdout, predict_proba(variant.head, inputs.test), far)

@@ -9,7 +9,12 @@ The hold-out is cut in two by a hash of each id:
   row is scored by a choice made without it. The submission's choice is then made on all selection rows.
 
 `final.exact_match` in report.json is that nested estimate; the winner's score within the selection
-(the best of many candidates on the same rows, hence optimistic) is kept as `selection_exact_match`."""
+(the best of many candidates on the same rows, hence optimistic) is kept as `selection_exact_match`.
+
+The hold-out looks like the photos the run will tag (`matched_radius`): what a head and a decoder read
+from upload neighbours depends on how far the nearest labelled id is, so each hold-out row ignores the
+labelled ids within a radius chosen to give the hold-out the test photos' gaps (issue 30). Where the test
+sits among the labelled ids as they sit among themselves (the competition), the radii are about 0."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,12 +23,35 @@ from ..console import say
 from ..data.split import folds, stop_mask
 from ..decoding.metrics import exact_match, macro_f1
 from ..decoding.select import DecodeConfig, choose
-from ..hashing import content_digest
-from ..training.neighbours import IdNeighbours
+from ..hashing import content_digest, splitmix64, unit_interval
+from ..training.neighbours import GAP_CAP, NeighbourSource
 
 STOP_SHARE = 0.25
 OUTER_FOLDS = 2
 OUTER_SALT = 7919  # outer folds hash with another seed than choose's inner folds
+_MATCH_SALT = 0x3C6EF372FE94F82B  # ties among equal gaps are broken by this hash of the id
+
+
+def matched_radius(ids: np.ndarray, natural: np.ndarray, target: np.ndarray, seed: int) -> np.ndarray:
+    """int64 exclusion radius per row (photos `ids`, their `natural` gap to the nearest other labelled id)
+    so that, ignoring the labelled ids within it, the rows' gaps follow the distribution of `target` (the
+    gaps of the photos the run will tag).
+
+    Rows are matched to the target by rank (the row with the q-th smallest gap gets the target's q-th
+    quantile; equal gaps ordered by a hash of the id): a row whose quantile is no further than it already
+    is keeps radius 0 (no row can be brought nearer), the others ignore everything closer than their
+    target. Identical distributions give radius 0 throughout; a far test gives every row a far gap."""
+    ids, natural = np.asarray(ids, np.int64), np.minimum(np.asarray(natural, np.int64), GAP_CAP)
+    target = np.minimum(np.asarray(target, np.int64), GAP_CAP)
+    n = len(ids)
+    if not n or not len(target):
+        return np.zeros(n, np.int64)
+    with np.errstate(over="ignore"):
+        tie = unit_interval(splitmix64(ids.astype(np.uint64) ^ np.uint64(_MATCH_SALT + seed)))
+    quantile = np.empty(n)
+    quantile[np.lexsort((tie, natural))] = (np.arange(n) + 0.5) / n
+    want = np.quantile(target, quantile, method="inverted_cdf").astype(np.int64)
+    return np.where(want > natural, want - 1, 0).astype(np.int64)
 
 
 def stop_rows(ids: np.ndarray, holdout: np.ndarray, seed: int) -> np.ndarray:
@@ -37,7 +65,8 @@ def stop_key(ids: np.ndarray, stop: np.ndarray) -> str:
 
 
 def honest_choice(probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, train_y: np.ndarray,
-                  config: DecodeConfig, storage: str | None = None, neighbours: IdNeighbours | None = None):
+                  config: DecodeConfig, storage: str | None = None, neighbours: NeighbourSource | None = None,
+                  study: str = "final"):
     """(choice, candidates, predicted, estimate) on the selection rows `probs`/`y`/`ids` (`neighbours`:
     the labelled rows, for the neighbour-set decoder; a row's own label is never its candidate).
 
@@ -56,7 +85,7 @@ def honest_choice(probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, 
         predicted[score] = inner.decode([probs[m][score] for m in inner.members], ids[score])
         picked.append(inner.name)
         say(f"  outer fold {k}: chose {inner.name}")
-    choice, candidates, _ = choose(probs, y, ids, train_y, config, storage, neighbours)
+    choice, candidates, _ = choose(probs, y, ids, train_y, config, storage, neighbours, study)
     estimate = {"exact_match": exact_match(y, predicted), "macro_f1": macro_f1(y, predicted),
                 "fold_exact_match": [exact_match(y[outer == k], predicted[outer == k]) for k in range(OUTER_FOLDS)],
                 "fold_choices": picked, "rows": int(len(y))}

@@ -12,6 +12,7 @@ from ..decoding.decoders import ThresholdDecoder
 from ..decoding.metrics import scores
 from ..errors import DataError
 from ..training.config import TrainConfig
+from ..training.neighbours import GAP_CAP
 from ..training.variant import Variant
 from ..writing import writing
 from .predict import check_encoders
@@ -25,23 +26,30 @@ class Members:
     def __init__(self):
         self.holdout_probs: dict[str, np.ndarray] = {}
         self.test_probs: dict[str, np.ndarray] = {}
+        self.far_probs: dict[str, np.ndarray] = {}  # on the far view's rows (pipeline.bands), when the run has one
         self.reports: dict[str, dict] = {}
+        self.reading_ids: set[str] = set()  # the members that read the id-neighbour block
 
     def __contains__(self, name: str) -> bool:
         return name in self.holdout_probs
 
-    def add(self, name: str, holdout: np.ndarray, test: np.ndarray, report: dict) -> None:
+    def add(self, name: str, holdout: np.ndarray, test: np.ndarray, report: dict, far: np.ndarray | None = None,
+            reads_ids: bool = False) -> None:
         self.holdout_probs[name], self.test_probs[name], self.reports[name] = holdout, test, report
+        if far is not None:
+            self.far_probs[name] = far
+        if reads_ids:
+            self.reading_ids.add(name)
 
 
 def save_member(out: RunFolder, variant: Variant, holdout: np.ndarray, test: np.ndarray, report: dict,
-                members: Members) -> None:
+                members: Members, far: np.ndarray | None = None) -> None:
     """Write a variant with its probabilities into the run, and record them for the decoding step."""
     member = out.member(variant.name)
     with writing(member.path, f"variant {variant.name}", partial=[member.path]):  # whole, or not there at all
         variant.save(member.path)
-        member.write(holdout, test, report)
-    members.add(variant.name, holdout, test, report)
+        member.write(holdout, test, report, far)
+    members.add(variant.name, holdout, test, report, far, variant.features.neighbours)
 
 
 def reuse(out: RunFolder, vc, prep: Prepared, members: Members) -> bool:
@@ -54,21 +62,28 @@ def reuse(out: RunFolder, vc, prep: Prepared, members: Members) -> bool:
                 settings["features"] and TrainConfig.from_dict(saved["train"]).to_dict() == settings["train"])
         if not same:
             return False
-        members.add(vc.name, *member.read())
+        holdout, test, report, far = member.read()
+        if prep.far.any() and (far is None or len(far) != int(prep.far.sum())):
+            return False
+        members.add(vc.name, holdout, test, report, far, vc.features.neighbours)
     except (OSError, ValueError, TypeError):
         return False
     say(f"reusing {vc.name}: already trained in {member.path} on the same inputs")
     return True
 
 
-def member_probs(prep: Prepared, variant: Variant) -> tuple[np.ndarray, np.ndarray]:
-    """A finished variant's probabilities on this run's hold-out and test photos."""
+def member_probs(prep: Prepared, variant: Variant) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A finished variant's probabilities on this run's hold-out (each row at its matched radius), test
+    photos and far view's rows (reading no labelled neighbour)."""
+    def on(rows: np.ndarray, radius: np.ndarray) -> np.ndarray:
+        return variant.predict_proba(prep.train.features, prep.train.rows[rows], prep.train.location[rows],
+                                     prep.train.irish[rows], ids=prep.labels.ids[rows], radius=radius)
     held = prep.holdout
-    holdout = variant.predict_proba(prep.train.features, prep.train.rows[held], prep.train.location[held],
-                                    prep.train.irish[held], ids=prep.labels.ids[held])
+    holdout = on(held, prep.radius[held])
     test = variant.predict_proba(prep.test.features, prep.test.rows, prep.test.location, prep.test.irish,
                                  ids=prep.test_ids)
-    return holdout, test
+    far = on(prep.far, np.full(int(prep.far.sum()), GAP_CAP)) if prep.far.any() else None
+    return holdout, test, far
 
 
 def load_members(runs) -> list[tuple[Path, Variant]]:
@@ -106,8 +121,8 @@ def add_members(prep: Prepared, loaded: list[tuple[Path, Variant]], out: RunFold
         if not same_split:
             say(f"warning: {variant.name} was not trained with this run's hold-out split; it may have seen"
                 " hold-out photos, so its hold-out scores (and ensemble weight) can be optimistic")
-        holdout, test = member_probs(prep, variant)
+        holdout, test, far = member_probs(prep, variant)
         at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(holdout), prep.labels.columns)
         save_member(out, variant, holdout, test,
-                    {"holdout_at_0.5": at_half, "from": str(run_dir), "same_holdout_split": same_split}, members)
+                    {"holdout_at_0.5": at_half, "from": str(run_dir), "same_holdout_split": same_split}, members, far)
         say(f"  {variant.name} (from {run_dir}): hold-out exact match {at_half['exact_match']:.4f} at 0.5")

@@ -5,6 +5,7 @@ from ..console import say
 from ..data.readers import data_columns, find, read_test_ids
 from ..data.submission import check_target, write_submission
 from ..decoding.neighbour_sets import NeighbourSetDecoder
+from ..decoding.bands import Banded, choice_from_dict
 from ..decoding.select import Choice
 from ..embedding.blocks import open_features
 from ..embedding.features import align
@@ -33,15 +34,17 @@ def check_encoders(variants, features, run_dir) -> None:
         say(f"warning: {warning}")
 
 
-def load_run(run_dir) -> tuple[dict, dict[str, Variant], Choice]:
+def load_run(run_dir) -> tuple[dict, dict[str, Variant], Choice | Banded]:
     """A finished run's run.json, the final choice's members (loaded) and the choice."""
     folder = RunFolder(run_dir)
     info = folder.read_run_info()
     neighbours = folder.read_neighbours()
-    if neighbours is None and info["final"]["decoder"].get("kind") == NeighbourSetDecoder.kind:
-        raise DataError(f"{folder.neighbours_npz}: missing; the run's decoder reads the labelled photos' tag sets"
-                        " from it (run `geocontext run` again with the same --out to rewrite it)")
-    choice = Choice.from_dict(info["final"], len(info["columns"]), neighbours)
+    final = info["final"]
+    reads = final.get("kind") == Banded.kind or final["decoder"].get("kind") == NeighbourSetDecoder.kind
+    if neighbours is None and reads:
+        raise DataError(f"{folder.neighbours_npz}: missing; the run's final choice reads the labelled photos' ids"
+                        " and tag sets from it (run `geocontext run` again with the same --out to rewrite it)")
+    choice = choice_from_dict(final, len(info["columns"]), neighbours)
     variants = {name: Variant.load(folder.member(name).path) for name in choice.members}
     return info, variants, choice
 

@@ -1,6 +1,7 @@
 """What a run reads and decides before training: each split's inputs (features, metadata, locations),
-the seeded hold-out split (and its rows that choose epochs), the rows to fit on, and the key that says
-when a saved variant still fits."""
+the seeded hold-out split (and its rows that choose epochs), how far each hold-out row is made to look
+from its labelled neighbours (pipeline.honest.matched_radius) and the far view (pipeline.bands), the rows
+to fit on, and the key that says when a saved variant still fits."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from ..embedding.blocks import blocks_identity, check_splits_agree, feature_fold
 from ..embedding.features import FeatureSet, align
 from ..errors import DataError
 from ..hashing import content_digest
+from ..training.neighbours import IdNeighbours
 from ..writing import atomic_file
-from .honest import stop_key, stop_rows
+from .bands import far_view
+from .honest import matched_radius, stop_key, stop_rows
 from .run_folder import RunFolder
 
 
@@ -101,6 +104,10 @@ class Prepared:
     stop: np.ndarray  # bool over labels.ids: the hold-out rows that choose epochs (pipeline.honest)
     fit_rows: np.ndarray  # bool: not hold-out, not too many tags
     reuse_key: str  # of labels, split, stop rows and features: a saved variant is reused only when it matches
+    labelled: IdNeighbours  # every labelled row's id and tag set (the neighbours test photos read)
+    radius: np.ndarray  # int64 over labels.ids: each hold-out row ignores the labelled ids within it (0 elsewhere)
+    far: np.ndarray  # bool over labels.ids: the far view's rows (hold-out rows reading no labelled neighbour)
+    test_gaps: np.ndarray  # int64: each test photo's gap to its nearest labelled id
 
     @property
     def split_key(self) -> str:
@@ -139,13 +146,18 @@ def prepare(data_dir, features_dir, out: str | Path, holdout_fraction: float = 0
     holdout = holdout_mask(labels.ids, holdout_fraction, seed)
     stop = stop_rows(labels.ids, holdout, seed)
     fit_rows = ~holdout & (labels.y.sum(axis=1) <= max_tags)
+    labelled = IdNeighbours.fit(labels.ids, labels.y)
+    test_gaps, held = labelled.gaps(test_ids), labels.ids[holdout]
+    radius = np.zeros(len(labels.ids), np.int64)
+    radius[holdout] = matched_radius(held, labelled.gaps(held), test_gaps, seed)
+    far = far_view(labelled, labels.ids, holdout & ~stop, radius, seed)
     folder = RunFolder(out)
     folder.path.mkdir(parents=True, exist_ok=True)
     atomic_file(folder.split_npz, lambda h: np.savez(h, holdout_ids=labels.ids[holdout], seed=seed, fraction=holdout_fraction))
     key = reuse_key(labels, holdout, fit_rows, test_ids, train, test)
     if len(train.features.blocks) > 2:  # more than the two default blocks: which ones, from which encoders
         key += blocks_identity(train.features)
-    key += stop_key(labels.ids, stop)
+    key += stop_key(labels.ids, stop) + "-gaps:" + content_digest(radius, far)[:16]
     folders = feature_folders(features_dir)
     return Prepared(Path(data_dir), folders[0] if len(folders) == 1 else tuple(folders), labels, test_ids, train, test,
-                    holdout, stop, fit_rows, key)
+                    holdout, stop, fit_rows, key, labelled, radius, far, test_gaps)

@@ -277,9 +277,9 @@ def _score_on_holdout(out: RunFolder, variants: list[Variant], run_info: dict, p
     say(f"warning: {CAVEAT}")
     for v in variants:
         t = time.perf_counter()
-        holdout, test = member_probs(prep, v)
+        holdout, test, far = member_probs(prep, v)
         at_half = scores(prep.y_holdout, ThresholdDecoder(0.5, strict=True).decode(holdout), prep.labels.columns)
-        save_member(out, v, holdout, test, {"holdout_at_0.5": at_half, **published[v.name]}, members)
+        save_member(out, v, holdout, test, {"holdout_at_0.5": at_half, **published[v.name]}, members, far)
         timings[f"predict {v.name}"] = time.perf_counter() - t
         say(f"  {v.name}: hold-out exact match {at_half['exact_match']:.4f} at 0.5")
     config.variants = []  # nothing was trained: the imported heads are the candidates

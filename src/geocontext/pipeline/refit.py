@@ -47,5 +47,5 @@ def refit_members(prep: Prepared, max_tags: int, seed: int, out: RunFolder, memb
             done.variant.info["refit"] = refit
             name = done.job.name
             save_member(out, done.variant, members.holdout_probs[name], done.test, {**members.reports[name], "refit": refit},
-                        members)
+                        members, members.far_probs.get(name))
             timings[f"refit {name}"] = done.result.seconds

@@ -10,6 +10,7 @@ import numpy as np
 from ..console import say
 from ..data.readers import read_tag_names
 from ..data.submission import write_submission
+from ..decoding.bands import Banded
 from .config import RunConfig
 from .decide import Outcome
 from .members import Members
@@ -26,11 +27,17 @@ def _folders(features_dir) -> str | list[str]:
 
 def build_report(prep: Prepared, members: Members, outcome: Outcome, timings: dict, submission: Path) -> dict:
     """report.json: the final choice's honest scores, every candidate and variant, the rows, inputs, timings."""
-    name, select = outcome.choice.name, prep.select
+    choice, select = outcome.choice, prep.select
+    main = choice.choices[choice.main] if isinstance(choice, Banded) else choice  # the main band's choice
+    chosen = outcome.candidates[main.name]
+    final = {"name": choice.name, **chosen, **outcome.estimate, "selection_exact_match": chosen["exact_match"],
+             "estimate": "nested: each selection row scored by a choice made without it (pipeline.honest)"}
+    if outcome.bands is not None:
+        final |= {"members": choice.members, "main": main.name, "bands": outcome.bands,
+                  "estimate": "nested, by gap band: each selection row scored by its band's choice made without it"
+                              " (pipeline.bands); selection_exact_match is the main band's winner within its rows"}
     return {
-        "final": {"name": name, **outcome.candidates[name], **outcome.estimate,
-                  "selection_exact_match": outcome.candidates[name]["exact_match"],
-                  "estimate": "nested: each selection row scored by a choice made without it (pipeline.honest)"},
+        "final": final,
         "candidates": outcome.candidates,
         "variants": members.reports,
         "rows": {"train_used": int(prep.fit_rows.sum()), "dropped_many_tags": int((~prep.holdout & ~prep.fit_rows).sum()),
@@ -60,9 +67,13 @@ def write_results(out: RunFolder, prep: Prepared, members: Members, outcome: Out
     write_report(out, report, choice, y_select, outcome.predicted, list(prep.labels.columns),
                  read_tag_names(prep.data_dir))
     save_holdout(out, prep.labels.ids[prep.holdout][select], y_select, outcome.predicted, choice.name,
-                 rows=np.flatnonzero(select))
+                 rows=np.flatnonzero(select), bands=outcome.selection_bands)
     write_html_report(out.path, prep.data_dir)
     say(f"final: {choice.name}, hold-out exact match {outcome.estimate['exact_match']:.4f} (nested estimate; "
-        f"{outcome.candidates[choice.name]['exact_match']:.4f} within the selection)")
+        f"{report['final']['selection_exact_match']:.4f} within the selection)")
+    for band in outcome.bands or ():
+        score = "no selection rows" if band["exact_match"] is None else f"{band['exact_match']:.4f}"
+        say(f"  {band['describe']}: {100 * band['test_share']:.1f}% of test photos, hold-out {score} on"
+            f" {band['selection_rows']} rows; {band['choice']} (chosen on {band['decided_on']})")
     say(f"submission: {submission}")
     return report

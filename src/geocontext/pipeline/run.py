@@ -37,7 +37,7 @@ def train_variants(prep: Prepared, variants: list[VariantConfig], out: RunFolder
             at_half = scores(prep.y_holdout, ThresholdDecoder(0.5).decode(done.holdout), prep.labels.columns)
             report = {"holdout_at_0.5": at_half, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
                       "seconds": round(result.seconds, 2), "seconds_to_best": round(result.seconds_to_best, 2)}
-            save_member(out, done.variant, done.holdout, done.test, report, members)
+            save_member(out, done.variant, done.holdout, done.test, report, members, done.far)
             say(f"  {done.job.name}: hold-out exact match {at_half['exact_match']:.4f} at 0.5 (best epoch"
                 f" {result.best_epoch}, {result.seconds:.1f} s)")
             timings[f"train {done.job.name}"] = result.seconds

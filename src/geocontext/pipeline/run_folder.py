@@ -10,7 +10,7 @@ OUT/
   optuna.db                 the final decoder's Optuna studies (SQLite)
   neighbours.npz            the labelled photos' ids and tag sets, for the neighbour-set decoder
   variants/<name>/          a member: model.pt + variant.json (training.variant), holdout_probs.npy,
-                            test_probs.npy, report.json
+                            test_probs.npy, far_probs.npy (the far view's rows, pipeline.bands), report.json
   submission.csv.zip
 """
 from __future__ import annotations
@@ -46,19 +46,27 @@ class MemberFolder:
         return self.path / "test_probs.npy"
 
     @property
+    def far_probs(self) -> Path:
+        return self.path / "far_probs.npy"
+
+    @property
     def report(self) -> Path:
         return self.path / "report.json"
 
     def is_variant(self) -> bool:
         return (self.path / SPEC_FILE).is_file()
 
-    def write(self, holdout: np.ndarray, test: np.ndarray, report: dict) -> None:
-        for path, probs in ((self.holdout_probs, holdout), (self.test_probs, test)):
-            atomic_file(path, lambda h, p=probs: np.save(h, p), needed=probs.nbytes)
+    def write(self, holdout: np.ndarray, test: np.ndarray, report: dict, far: np.ndarray | None = None) -> None:
+        for path, probs in ((self.holdout_probs, holdout), (self.test_probs, test), (self.far_probs, far)):
+            if probs is not None:
+                atomic_file(path, lambda h, p=probs: np.save(h, p), needed=probs.nbytes)
+        if far is None:
+            self.far_probs.unlink(missing_ok=True)
         _write_json(self.report, report)
 
-    def read(self) -> tuple[np.ndarray, np.ndarray, dict]:
-        return np.load(self.holdout_probs), np.load(self.test_probs), json.loads(self.report.read_text())
+    def read(self) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray | None]:
+        far = np.load(self.far_probs) if self.far_probs.exists() else None
+        return np.load(self.holdout_probs), np.load(self.test_probs), json.loads(self.report.read_text()), far
 
 
 @dataclass(frozen=True)

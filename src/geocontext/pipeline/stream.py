@@ -13,6 +13,7 @@ from ..console import say
 from ..data import grid
 from ..data.readers import iter_metadata, undecodable_warning
 from ..data.submission import check_probabilities
+from ..decoding.bands import Banded
 from ..decoding.select import Choice
 from ..embedding.features import FeatureSet, align, release
 from ..training.variant import Variant
@@ -62,7 +63,7 @@ def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str
     return Inputs(ids, features, rows, location, irish, summary)
 
 
-def predict_chunks(variants: dict[str, Variant], choice: Choice, inputs: Inputs, probs_file=None,
+def predict_chunks(variants: dict[str, Variant], choice: Choice | Banded, inputs: Inputs, probs_file=None,
                    chunk: int = 65_536, source: str = "predict") -> np.ndarray:
     """The final choice's 0/1 tags for every row of `inputs`, computed `chunk` rows at a time: inputs are
     fused, standardised and decoded per chunk and the probabilities streamed to `probs_file` (.npy).
@@ -84,7 +85,7 @@ def predict_chunks(variants: dict[str, Variant], choice: Choice, inputs: Inputs,
                 if tags is None:
                     tags = np.empty((n, probs[0].shape[1]), dtype=np.uint8)
                     out = None if part_file is None else _npy_writer(part_file, (n, probs[0].shape[1]))
-                combined = choice.combine(probs)
+                combined = choice.combine(probs, inputs.ids[part])
                 check_probabilities(combined, inputs.ids[part], source)
                 tags[part] = choice.decode(probs, inputs.ids[part])
                 if out is not None:

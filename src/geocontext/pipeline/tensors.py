@@ -1,6 +1,7 @@
 """A feature spec's model inputs for a run, as tensors: location priors, id-neighbour block and
 standardiser fitted on the rows a head learns from, then the training rows it asks for and the test rows,
-standardised (with the spec's extra columns: priors, Fourier features, neighbours)."""
+standardised (with the spec's extra columns: priors, Fourier features, neighbours). Hold-out rows read
+their neighbours from their matched radius (prep.radius); the far view's rows read none."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from ..training.inputs import (
     standardised_tensors,
 )
 from ..training.location import LocationPriors, fit_priors
-from ..training.neighbours import IdNeighbours, fit_neighbours
+from ..training.neighbours import GAP_CAP, IdNeighbours, fit_neighbours
 from .prepare import Prepared
 
 
@@ -28,6 +29,7 @@ class SpecInputs:
     scaler: Standardizer
     train: dict[str, torch.Tensor]  # one per named selection asked for
     test: torch.Tensor  # float32: probabilities always come from float32 inputs, as `predict` computes them
+    far: torch.Tensor | None  # float32: the far view's rows reading no labelled neighbour (specs with the block)
 
 
 def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray,
@@ -41,12 +43,16 @@ def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray,
         priors, prior_train = fit_priors(located(spec, train.location, train.irish), prep.labels.y, learn,
                                          prep.labels.ids, seed)
         prior_test = priors.columns(located(spec, test.location, test.irish))
-    neighbours = near_train = near_test = None
+    neighbours = near_train = near_test = extra_far = None
+    far = prep.far & ~learn
     if spec.neighbours:
-        neighbours, near_train = fit_neighbours(prep.labels.ids, prep.labels.y, learn, seed)
+        neighbours, near_train = fit_neighbours(prep.labels.ids, prep.labels.y, learn, seed, radius=prep.radius)
         near_test = neighbours.features(test.ids)
     extra_train = extra_columns(spec, train.location, train.irish, prior_train, near_train)
     extra_test = extra_columns(spec, test.location, test.irish, prior_test, near_test)
+    if spec.neighbours and far.any():  # the block is last among the extra columns
+        extra_far = extra_train[far].copy()
+        extra_far[:, -neighbours.dim:] = neighbours.features(prep.labels.ids[far], np.full(int(far.sum()), GAP_CAP))
     del prior_train, prior_test, near_train, near_test
 
     def train_chunks():
@@ -58,4 +64,10 @@ def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray,
     (x_test,) = standardised_tensors(
         fuse_chunks(spec, test.features, test.rows, test.location, test.irish, extra=extra_test), scaler,
         [(np.ones(len(test.ids), dtype=bool), torch.float32)], dim)
-    return SpecInputs(priors, neighbours, scaler, dict(zip(selections, built)), x_test)
+    x_far = None
+    if extra_far is not None:
+        rows = np.flatnonzero(far)
+        (x_far,) = standardised_tensors(
+            fuse_chunks(spec, train.features, train.rows[rows], train.location[rows], train.irish[rows], extra=extra_far),
+            scaler, [(np.ones(len(rows), dtype=bool), torch.float32)], dim)
+    return SpecInputs(priors, neighbours, scaler, dict(zip(selections, built)), x_test, x_far)

@@ -20,8 +20,9 @@ def _run(args) -> int:
     from .config import RunConfig
     from .run import run
 
-    run(args.data, _features(args.features), args.out, RunConfig.load(args.config, seed=args.seed),
-        with_runs=args.with_runs, accept_missing=args.accept_missing)
+    config = RunConfig.load(args.config, seed=args.seed, neighbours=False if args.no_neighbours else None)
+    run(args.data, _features(args.features), args.out, config, with_runs=args.with_runs,
+        accept_missing=args.accept_missing)
     return 0
 
 
@@ -90,6 +91,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--config", type=Path, help="JSON run configuration (variants, hold-out, ...)")
     p.add_argument("--seed", type=int, help="seed of the hold-out split")
+    p.add_argument("--no-neighbours", action="store_true", help="leave out everything that reads upload order: the"
+                   " id-neighbour block of every variant and the neighbour-set decoder (config: \"neighbours\": false)")
     p.add_argument("--with", dest="with_runs", nargs="+", type=Path, default=[], metavar="RUN",
                    help="also use the variants of these run folders (e.g. imported published heads) as ensemble members")
     p.add_argument("--accept-missing", action="store_true", help=ACCEPT_MISSING)

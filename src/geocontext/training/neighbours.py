@@ -27,6 +27,7 @@ DATA folder.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -224,6 +225,16 @@ class IdNeighbours:
             gaps[s:s + _CHUNK] = gap
         return codes, gaps
 
+    def gaps(self, ids: np.ndarray, radius: np.ndarray | None = None) -> np.ndarray:
+        """int64 gap from each photo to its nearest labelled id beyond `radius` (its own id never counts),
+        GAP_CAP where there is none within GAP_CAP."""
+        q = np.asarray(ids, np.int64)
+        out = np.empty(len(q), np.int64)
+        for s in range(0, len(q), _CHUNK):
+            r = None if radius is None else np.asarray(radius, np.int64)[s:s + _CHUNK]
+            out[s:s + _CHUNK] = self.nearest(q[s:s + _CHUNK], 1, r)[1][:, 0]
+        return out
+
     def digest(self) -> str:
         """Names the fitted rows and settings: two variants with equal blocks share one fused input."""
         settings = np.array([*self.spec.windows, -1, *self.spec.nearest, self.spec.strength, self.spec.tau,
@@ -243,12 +254,50 @@ class IdNeighbours:
 
 
 def fit_neighbours(ids: np.ndarray, y: np.ndarray, fit: np.ndarray, seed: int,
-                   spec: NeighbourSpec = NeighbourSpec()) -> tuple[IdNeighbours, np.ndarray]:
+                   spec: NeighbourSpec = NeighbourSpec(),
+                   radius: np.ndarray | None = None) -> tuple[IdNeighbours, np.ndarray]:
     """The block fitted on the rows `fit` (bool) of `ids` and labels `y`, and the columns of every row:
     out of fold (spec.folds folds hashed from the ids and `seed`, data.split.folds) for the `fit` rows,
-    from all of them for the others."""
+    from all of them for the others (each ignoring the labelled ids within its `radius`, when given)."""
     ids = np.asarray(ids, np.int64)
     block = IdNeighbours.fit(ids[fit], np.asarray(y)[fit], spec)
-    out = block.features(ids)
+    out = block.features(ids, radius)
     out[fit] = block.out_of_fold(ids[fit], np.asarray(y)[fit], folds(ids[fit], spec.folds, seed), seed)
     return block, out
+
+
+class NeighbourSource(Protocol):
+    """What reads upload neighbours at decode time (decoders, the choice by gap band) needs: the labelled
+    tag sets and each photo's nearest ones. `IdNeighbours` meets it, and so does `Excluding`."""
+
+    codes: np.ndarray
+
+    def candidates(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def gaps(self, ids: np.ndarray) -> np.ndarray: ...
+
+
+class Excluding:
+    """The labelled rows as photos `ids` would see them from further off: each of those photos ignores the
+    labelled ids within its `radius` (other photos: none but their own id). A hold-out made to look like
+    the photos a run will tag (pipeline.honest.matched_radius) reads its neighbours through this."""
+
+    def __init__(self, labelled: IdNeighbours, ids: np.ndarray, radius: np.ndarray):
+        order = np.argsort(np.asarray(ids, np.int64), kind="stable")
+        self.labelled, self.ids = labelled, np.asarray(ids, np.int64)[order]
+        self.radius = np.asarray(radius, np.int64)[order]
+        self.codes = labelled.codes
+
+    def radius_of(self, ids: np.ndarray) -> np.ndarray:
+        """Each photo's exclusion radius (0 for photos this view does not move)."""
+        q = np.asarray(ids, np.int64)
+        if not len(self.ids):
+            return np.zeros(len(q), np.int64)
+        pos = np.minimum(np.searchsorted(self.ids, q), len(self.ids) - 1)
+        return np.where(self.ids[pos] == q, self.radius[pos], 0)
+
+    def candidates(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.labelled.candidates(ids, k, self.radius_of(ids))
+
+    def gaps(self, ids: np.ndarray) -> np.ndarray:
+        return self.labelled.gaps(ids, self.radius_of(ids))

@@ -99,8 +99,9 @@ class Variant:
 
     def predict_proba(self, features: FeatureSet, rows: np.ndarray, location: np.ndarray,
                       irish: np.ndarray | None = None, fused: dict | None = None,
-                      ids: np.ndarray | None = None) -> np.ndarray:
-        """Probabilities for `features` rows `rows` (photos `ids`: the id-neighbour block needs them).
+                      ids: np.ndarray | None = None, radius: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities for `features` rows `rows` (photos `ids`: the id-neighbour block needs them; each
+        ignoring the labelled ids within its `radius`, when given).
         Pass the same dict as `fused` to every variant of an ensemble: variants with the same feature
         spec then read and fuse the inputs once."""
         self.check_features(features)
@@ -110,7 +111,7 @@ class Variant:
             priors = None if self.priors is None else self.priors.columns(located(self.features, location, irish))
             if self.neighbours is not None and ids is None:
                 raise ValueError(f"variant {self.name!r} reads the id-neighbour block: the photos' ids are needed")
-            near = None if self.neighbours is None else self.neighbours.features(ids)
+            near = None if self.neighbours is None else self.neighbours.features(ids, radius)
             extra = extra_columns(self.features, location, irish, priors, near)
             fused[key] = fuse(self.features, features, rows, location, irish, extra)
         raw = fused[key]  # kept as it is; standardised into a scratch array the variants share

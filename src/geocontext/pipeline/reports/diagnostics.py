@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...decoding.metrics import per_tag_f1
+from ...decoding.bands import Banded, choice_from_dict
 from ...decoding.select import Choice
 from ...errors import DataError
 from ...writing import atomic_file
@@ -19,14 +20,17 @@ from ..run_folder import RunFolder
 
 
 def save_holdout(out: RunFolder, ids: np.ndarray, y: np.ndarray, predicted: np.ndarray, choice_name: str,
-                 rows: np.ndarray | None = None) -> Path:
+                 rows: np.ndarray | None = None, bands: np.ndarray | None = None) -> Path:
     """What the report needs beyond report.json: which photos, their labels, the tags the final choice gave;
-    `rows`: their positions among the hold-out rows of the members' probabilities (default: all of them)."""
+    `rows`: their positions among the hold-out rows of the members' probabilities (default: all of them);
+    `bands`: each row's gap band, for a choice by band (decoding.bands)."""
     path = out.holdout_npz
     rows = np.arange(len(ids)) if rows is None else rows
+    extra = {} if bands is None else {"bands": np.asarray(bands, dtype=np.int8)}
     return atomic_file(path, lambda h: np.savez_compressed(
         h, ids=np.asarray(ids, dtype=np.int64), y=np.asarray(y, dtype=np.uint8),
-        predicted=np.asarray(predicted, dtype=np.uint8), choice=np.array(choice_name), rows=np.asarray(rows, dtype=np.int64)))
+        predicted=np.asarray(predicted, dtype=np.uint8), choice=np.array(choice_name), rows=np.asarray(rows, dtype=np.int64),
+        **extra))
 
 
 @dataclass
@@ -38,7 +42,7 @@ class Holdout:
     predicted: np.ndarray  # uint8 (N, T), cross-fitted
     probs: np.ndarray  # float32 (N, T), the final choice's combination of its members
     columns: list[str]
-    choice: Choice
+    choice: Choice | Banded
     info: dict  # run.json
 
 
@@ -52,6 +56,7 @@ def load_tags(run_dir) -> dict[str, np.ndarray]:
     with np.load(path) as saved:
         tags = {k: saved[k] for k in ("ids", "y", "predicted", "choice")}
         tags["rows"] = saved["rows"] if "rows" in saved else np.arange(len(tags["ids"]))
+        tags["bands"] = saved["bands"] if "bands" in saved else None
         return tags
 
 
@@ -60,7 +65,7 @@ def load_holdout(run_dir) -> Holdout:
     info = folder.read_run_info()
     saved = load_tags(run_dir)
     path = folder.holdout_npz
-    choice = Choice.from_dict(info["final"], len(info["columns"]))
+    choice = choice_from_dict(info["final"], len(info["columns"]))
     if str(saved["choice"]) != choice.name:
         raise DataError(f"{path}: made for {saved['choice']}, but run.json's final choice is {choice.name}")
     probs = []
@@ -69,7 +74,12 @@ def load_holdout(run_dir) -> Holdout:
         if not member.exists():
             raise DataError(f"{member}: missing; the final choice needs member {m!r}'s hold-out probabilities")
         probs.append(np.load(member))
-    combined = choice.combine(probs).astype(np.float32)[saved["rows"]]  # the rows that chose no epoch
+    rows = saved["rows"]  # the rows that chose no epoch
+    bands = saved["bands"]
+    if isinstance(choice, Banded) and bands is None:
+        raise DataError(f"{path}: has no gap bands, but run.json's final choice is made by band; run `geocontext run`"
+                        " again with the same --out (finished variants are reused)")
+    combined = choice.combine([p[rows] for p in probs], bands=bands).astype(np.float32)
     y, predicted = saved["y"], saved["predicted"]
     if not combined.shape == y.shape == predicted.shape:
         raise DataError(f"{run_dir}: hold-out probabilities {combined.shape} do not match {path}'s labels {y.shape}")

@@ -25,6 +25,7 @@ from .diagnostics import (
 from .gallery import gallery, has_photos
 from ..run_folder import RunFolder
 from .html_page import bar, esc, img, page, table, write_page
+from .markdown import BAND_HEADER, band_rows
 
 
 def _candidates(report: dict) -> str:
@@ -142,7 +143,11 @@ def build_html(run_dir, data_dir=None, per_kind: int = 8) -> str:
     else:
         where = f"{data_dir} has no train_images/ folder" if data_dir else "no DATA folder given (--data)"
         shown = f'<p class="note">No gallery: {esc(where)}.</p>'
+    bands = band_rows(report)
     sections = [("candidates", "Final choice and candidates", _candidates(report)),
+                *([("bands", "By gap band", '<p class="note">A photo\'s gap is the id distance to its nearest labelled'
+                    " photo; each band's choice and estimate are made on hold-out rows given the test photos' gaps.</p>"
+                    + table(BAND_HEADER, bands, {1, 2, 3}))] if bands else []),
                 ("per-tag", "Per-tag precision, recall, F1", _per_tag(h, names, stats, photos)),
                 ("confusion", "Tag confusion", _confusion(h, names, stats)),
                 ("calibration", "Calibration", _calibration(h)),

@@ -15,7 +15,7 @@ def collect(runs) -> list[dict]:
             rows.append({"run": str(run), "variant": members[0] if len(members) == 1 else f"ensemble of {len(members)}",
                          "decoder": cand.get("decoder", "?"), "exact_match": cand["exact_match"],
                          "macro_f1": cand["macro_f1"], "seconds": seconds,
-                         "final": name == report["final"]["name"]})
+                         "final": name == report["final"].get("main", report["final"]["name"])})
     return sorted(rows, key=lambda r: -r["exact_match"])
 
 

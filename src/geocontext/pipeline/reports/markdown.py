@@ -54,6 +54,16 @@ def decoder_table(decoder, columns: list[str], names: dict[str, str], f1: np.nda
     return ""
 
 
+BAND_HEADER = ["gap band", "test photos", "hold-out rows", "hold-out exact match", "choice", "chosen on"]
+
+
+def band_rows(report: dict) -> list[list[str]]:
+    """Per gap band (decoding.bands): the share of test photos in it and its nested estimate and choice."""
+    return [[b["describe"], f"{100 * b['test_share']:.1f}%", str(b["selection_rows"]),
+             "-" if b["exact_match"] is None else f"{b['exact_match']:.4f}", b["choice"], b["decided_on"]]
+            for b in report["final"].get("bands") or ()]
+
+
 def write_report(out: RunFolder, report: dict, choice, y_holdout: np.ndarray, predicted: np.ndarray,
                  columns: list[str], names: dict[str, str]) -> Path:
     """report.md (linked PNG chart, tables) in the run folder."""
@@ -73,7 +83,11 @@ def write_report(out: RunFolder, report: dict, choice, y_holdout: np.ndarray, pr
         f"scored on the other) but the winner's ({final.get('selection_exact_match', final['exact_match']):.4f}) is the "
         "best of many on the same rows, hence optimistic.",
         "", f"Submission: `{Path(report['submission']).name}` ({report['rows']['test']} test photos).", "",
-        "## Candidates (members x decoder)", "",
+        *(["## By gap band", "", "A photo's gap is the id distance to its nearest labelled photo. Each band's"
+           " choice and estimate are made on hold-out rows given the test photos' gaps (or, for the far band when"
+           " the test leaves it thin, on rows reading no labelled neighbour).", "",
+           _table(BAND_HEADER, band_rows(report)), ""] if band_rows(report) else []),
+        "## Candidates (members x decoder)" + (" of the main band" if band_rows(report) else ""), "",
         _table(["candidate", "exact match", "macro F1", "per fold"],
                [[k, f"{v['exact_match']:.4f}", f"{v['macro_f1']:.4f}", " / ".join(f"{x:.4f}" for x in v["fold_exact_match"])]
                 for k, v in candidates]),
