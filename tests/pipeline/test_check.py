@@ -84,3 +84,34 @@ def test_a_header_only_file_stops_check_and_run_before_anything_is_written(demo_
     err = capsys.readouterr().err
     assert err.startswith(f"error: {data / name}: no photos") and err.count("\n") == 1
     assert not (out / "split.npz").exists()
+
+
+@pytest.mark.parametrize("world", ["interleaved", "far", "shuffled"])
+def test_check_judges_the_test_against_the_labelled_ids(world, tmp_path, capsys):
+    """Issue 30: upload runs of 6 photos share a set. Test photos among the labelled ones can use that;
+    test photos 10,000,000 ids away cannot, however strongly the labelled ids agree among themselves;
+    shuffled ids say nothing. Gaps print as plain numbers."""
+    import numpy as np
+
+    from upload_runs import uploads
+
+    data, _, _ = uploads(tmp_path / "w", shuffled=world == "shuffled")
+    if world == "far":
+        test = pd.read_csv(data / "test.csv")
+        test[ID] += 10_000_000
+        test.to_csv(data / "test.csv", index=False)
+        meta = pd.read_csv(data / "metadata.csv")
+        meta[ID] = np.where(meta[ID].isin(test[ID] - 10_000_000), meta[ID] + 10_000_000, meta[ID])
+        meta.to_csv(data / "metadata.csv", index=False)
+    assert main(["check", "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("test photos are a median"))
+    assert "e+" not in line and re.search(r"a median [\d,]+ ids", line)
+    verdict = out.splitlines()[out.splitlines().index(line) + 1]
+    if world == "interleaved":
+        assert "can use it" in verdict
+    elif world == "far":
+        assert "the test is far from the labelled ids (100% beyond 100 ids)" in verdict and "1.0x random" in verdict
+        assert "10,00" in line or "9,99" in line
+    else:
+        assert verdict.startswith("ids say nothing here")

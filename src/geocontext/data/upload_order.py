@@ -7,6 +7,9 @@ and do the test ids sit among the labelled ones? (issue 23: the id-neighbour blo
 train.csv.zip / test.csv: a photo's nearest other labelled id has exactly its tag set 15.9% of the time
 against 0.64% for two photos at random; labelled pairs at id gap 1 share it 19.4% of the time; test ids
 are a median 3 ids from a labelled one (29% within 1, 77% within 5), as labelled ids are from each other.
+The test is judged against the labelled ids: `test_expected_same_set` is the rate at which labelled
+photos' nearest labelled ids carry their set at the gaps the test photos sit at (a test far from every
+labelled id gets about the random-pair rate, however strong the signal among the labelled ids).
 """
 from __future__ import annotations
 
@@ -23,11 +26,18 @@ def _set_index(y: np.ndarray) -> np.ndarray:
     return index.ravel()
 
 
+BUCKETS = (1, 5, 100, 10_000)  # gap buckets the facts are told in: <= 1, 2..5, 6..100, 101..10,000, beyond
+PSEUDO_PAIRS = 50  # each bucket's same-set rate is shrunk toward the random-pair rate with these
+
+
 def _gap_stats(gaps: np.ndarray) -> dict:
     if not len(gaps):
-        return {"median": None, "within_1": None, "within_5": None}
-    return {"median": float(np.median(gaps)), "within_1": float((gaps <= 1).mean()),
-            "within_5": float((gaps <= 5).mean())}
+        return {"median": None, "within_1": None, "within_5": None, "within_100": None}
+    return {"median": int(np.median(gaps)), **{f"within_{b}": float((gaps <= b).mean()) for b in BUCKETS}}
+
+
+def _bucket(gaps: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.asarray(BUCKETS), gaps, side="left")
 
 
 def nearest_gaps(sorted_ids: np.ndarray, ids: np.ndarray, exclude_self: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -65,9 +75,21 @@ def upload_order_facts(labelled_ids: np.ndarray, y: np.ndarray, test_ids: np.nda
             "pairs_same_set_within_gap_10": float(pair_same[pair_gap <= 10].mean()) if (pair_gap <= 10).any() else None,
             "labelled_gap": _gap_stats(gap),
         })
+        # how often the nearest labelled id carries a photo's set, by how far off it is (labelled photos)
+        bucket = _bucket(gap)
+        n_in = np.bincount(bucket, minlength=len(BUCKETS) + 1)
+        same_in = np.bincount(bucket, weights=same, minlength=len(BUCKETS) + 1)
+        rate = ((same_in + PSEUDO_PAIRS * random_pair) / (n_in + PSEUDO_PAIRS)).tolist()  # few pairs: about random
+        facts["same_set_by_gap"] = {label: r for label, r in zip(("1", "2-5", "6-100", "101-10000", ">10000"), rate)}
     if test_ids is not None:
         facts["test"] = int(len(test_ids))
-        facts["test_gap"] = _gap_stats(nearest_gaps(ids, test_ids, exclude_self=False)[1]) if n else _gap_stats([])
+        test_gap = nearest_gaps(ids, test_ids, exclude_self=False)[1] if n else np.empty(0, np.int64)
+        facts["test_gap"] = _gap_stats(test_gap)
+        if n >= 2 and len(test_gap):
+            # the test judged against the labelled ids: the rate labelled photos show at the test photos' gaps
+            expected = float(np.mean(np.asarray(rate)[_bucket(test_gap)]))
+            facts["test_expected_same_set"] = expected
+            facts["test_lift"] = expected / facts["random_pair_same_set"] if facts["random_pair_same_set"] else None
     return facts
 
 

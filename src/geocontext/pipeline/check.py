@@ -94,17 +94,30 @@ def looks_wrong(labels, test_ids: np.ndarray | None, meta: Metadata | None) -> l
     return warnings + (list(meta.warnings) if meta is not None else [])
 
 
-def describe_upload_order(facts: dict) -> str:
-    """One line: how much the ids tell (README "Photos uploaded together")."""
-    line = (f"upload order: a photo's nearest labelled id has exactly its tag set for {100 * facts['nearest_same_set']:.1f}%"
-            f" of labelled photos (two at random: {100 * facts['random_pair_same_set']:.2f}%)")
-    if "test_gap" in facts and facts["test_gap"]["median"] is not None:
-        g = facts["test_gap"]
-        line += (f"; test photos are a median {g['median']:g} ids from a labelled one ({100 * g['within_1']:.0f}% within 1,"
-                 f" {100 * g['within_5']:.0f}% within 5)")
-    lift = facts.get("lift") or 0.0
-    return line + ("; the id-neighbour block and decoder can use it" if lift >= 2 else
-                   "; ids say little here: a run's honest choice will likely leave the id-neighbour block out")
+def describe_upload_order(facts: dict) -> list[str]:
+    """What the ids tell, judged for the test photos (README "Photos uploaded together"); numbers as numbers."""
+    random_pair = facts["random_pair_same_set"]
+    lines = [f"upload order: a labelled photo's nearest labelled id has exactly its tag set for"
+             f" {100 * facts['nearest_same_set']:.1f}% of labelled photos (two at random: {100 * random_pair:.2f}%)"]
+    g = facts.get("test_gap")
+    if not g or g["median"] is None:
+        return lines
+    lines.append(f"test photos are a median {g['median']:,} ids from the nearest labelled one ({100 * g['within_1']:.0f}%"
+                 f" within 1, {100 * g['within_5']:.0f}% within 5, {100 * g['within_100']:.0f}% within 100)")
+    lift, labelled_lift = facts.get("test_lift") or 0.0, facts.get("lift") or 0.0
+    if labelled_lift < 2:
+        verdict = ("ids say nothing here (labelled neighbours share a tag set about as often as two photos at random):"
+                   " a run's honest choice will likely leave the id-neighbour block and decoder out")
+    elif g["within_100"] < 0.5:
+        verdict = (f"the test is far from the labelled ids ({100 * (1 - g['within_100']):.0f}% beyond 100 ids): its"
+                   " photos' nearest labelled ids would carry their set about"
+                   f" {100 * facts['test_expected_same_set']:.1f}% of the time ({lift:.1f}x random); a run chooses for"
+                   " them on hold-out rows made as far off (its far band)")
+    else:
+        verdict = (f"at the test photos' gaps a nearest labelled id would carry their set about"
+                   f" {100 * facts['test_expected_same_set']:.1f}% of the time ({lift:.1f}x random): the id-neighbour"
+                   " block and decoder can use it")
+    return lines + [verdict]
 
 
 def _say(summary: dict) -> None:
@@ -127,7 +140,8 @@ def _say(summary: dict) -> None:
             line += f", features: {f['nonfinite_image_rows']} non-finite image rows, {f['nonfinite_title_rows']} non-finite title rows"
         say(line)
     if "upload_order" in summary:
-        say(describe_upload_order(summary["upload_order"]))
+        for line in describe_upload_order(summary["upload_order"]):
+            say(line)
     for warning in summary["warnings"]:
         say(f"warning: {warning}")
     for problem in summary["problems"]:

@@ -19,7 +19,7 @@ RunConfig
                     ending in -nb loses it; a variant that becomes another's twin is dropped) and no
                     neighbour-set decoder; everything else as configured
   decode            decoding.select.DecodeConfig: decoders (the names in decoding.methods.METHODS: 0.5,
-                    global, per_tag, label_set), ensemble,
+                    global, per_tag, label_set, neighbour_sets), ensemble,
                     singles, global_trials, per_tag_trials, label_sets, prior_weights, novel_penalties,
                     folds, seed
 

@@ -1,11 +1,13 @@
 """`geocontext predict`: tag a FEATURES split with a finished run (no retraining)."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..console import say
 from ..data.readers import data_columns, find, read_test_ids
 from ..data.submission import check_target, write_submission
 from ..decoding.neighbour_sets import NeighbourSetDecoder
-from ..decoding.bands import Banded, choice_from_dict
+from ..decoding.bands import NAMES, Banded, choice_from_dict, describe
 from ..decoding.select import Choice
 from ..embedding.blocks import open_features
 from ..embedding.features import align
@@ -67,4 +69,8 @@ def predict(run_dir, data_dir, features_dir, out_file, probs_file=None, split: s
     pos = align(features, submission_ids, "test.csv")
     path = write_submission(out_file, submission_ids, tags[pos], tuple(info["columns"]), submission_ids)
     say(f"submission: {path} ({len(submission_ids)} photos, decoded with {choice.name})")
+    if isinstance(choice, Banded):  # each photo was decoded by its gap band's choice
+        counts = np.bincount(choice.bands(ids), minlength=len(NAMES))
+        say("photos by gap band (id distance to the nearest labelled photo): "
+            + ", ".join(f"{describe(b)} {n}" for b, n in enumerate(counts)))
     return {"submission": str(path), "rows": len(submission_ids), **inputs.summary}
