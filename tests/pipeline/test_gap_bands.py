@@ -138,3 +138,18 @@ def test_a_thin_far_band_is_chosen_on_rows_reading_no_neighbour(tmp_path, monkey
     assert (folder.member("linear-nb").far_probs).exists()
     choice = Banded.from_dict(folder.read_run_info()["final"], 49, folder.read_neighbours())
     assert (choice.bands(np.array([FAR + 5, 7])) == np.array([2, band_of(np.array([choice.neighbours.gaps(np.array([7]))[0]]))[0]])).all()
+
+
+@pytest.mark.parametrize("counts, far_rows, expected", [
+    ((5000, 2000, 100), 5000, [([0], False), ([1], False), ([2], True)]),  # the competition: far decided on the far view
+    ((0, 0, 5000), 0, [([0, 1, 2], False)]),  # a far test: every band on its rows
+    ((50, 30, 10), 0, [([0, 1, 2], False)]),  # too small for bands: one choice
+    ((5000, 200, 300), 2000, [([0], False), ([1, 2], True)]),  # a thin mid band goes with the far end
+    ((5000, 200, 300), 0, [([0, 1, 2], False)]),  # ... or, with no far view, with the nearer band
+])
+def test_bands_share_a_choice_until_each_has_enough_rows(counts, far_rows, expected):
+    band = np.repeat(np.arange(3), counts)
+    made = pipeline_bands.groups(band, far_rows)
+    assert [(g.bands, g.far_view) for g in made] == expected
+    for g in made:
+        assert len(g.rows) == (far_rows if g.far_view else len(band))

@@ -31,20 +31,32 @@ FAR_ROWS = 20_000  # the most rows of the far view
 _FAR_SALT = 0x510E527FADE682D1
 
 
+def _merged(band: np.ndarray) -> tuple[list[list[int]], list[int]]:
+    """Bands grouped near to far until each group has MIN_ROWS selection rows; the far end left over."""
+    made, pending = [], []
+    for b in range(len(NAMES)):
+        pending.append(b)
+        if np.isin(band, pending).sum() >= MIN_ROWS:
+            made.append(pending)
+            pending = []
+    return made, pending
+
+
 def far_view(labelled: IdNeighbours, ids: np.ndarray, select: np.ndarray, radius: np.ndarray,
              seed: int) -> np.ndarray:
-    """Bool over the labelled rows: the far view's rows (none when the selection rows already hold
-    MIN_ROWS in the far band, or hold fewer than MIN_ROWS in all). Every selection row of the far band is
-    in it, so each has a nested far-view prediction; then others, hashed, up to FAR_ROWS."""
+    """Bool over the labelled rows: the far view's rows, or none when the test's own gaps give the far
+    end of the bands MIN_ROWS selection rows (or the selection has fewer than MIN_ROWS in all). Every
+    selection row of the bands it decides is in it, so each has a nested far-view prediction; then
+    others, hashed, up to FAR_ROWS."""
     rows = np.flatnonzero(select)
-    far = band_of(labelled.gaps(ids[rows], radius[rows])) == len(NAMES) - 1
+    band = band_of(labelled.gaps(ids[rows], radius[rows]))
+    _, pending = _merged(band)
     out = np.zeros(len(ids), dtype=bool)
-    if far.sum() >= MIN_ROWS or len(rows) < MIN_ROWS:
+    if not pending or len(rows) < MIN_ROWS:
         return out
     with np.errstate(over="ignore"):
         u = unit_interval(splitmix64(ids[rows].astype(np.uint64) ^ np.uint64(_FAR_SALT + seed)))
-    keep = far | (u < FAR_ROWS / len(rows))
-    out[rows[keep]] = True
+    out[rows[np.isin(band, pending) | (u < FAR_ROWS / len(rows))]] = True
     return out
 
 
@@ -57,17 +69,12 @@ class Group:
 
 def groups(band: np.ndarray, far_rows: int) -> list[Group]:
     """Which bands share a choice, and on which rows each is made (see the module)."""
-    out, pending = [], []
-    for b in range(len(NAMES)):
-        pending.append(b)
-        rows = np.isin(band, pending)
-        if rows.sum() >= MIN_ROWS:
-            out.append(Group(pending, rows))
-            pending = []
+    made, pending = _merged(band)
+    out = [Group(g, np.isin(band, g)) for g in made]
     if pending and far_rows >= MIN_ROWS:
         out.append(Group(pending, np.ones(far_rows, dtype=bool), far_view=True))
     elif pending and out:
-        out[-1] = Group(out[-1].bands + pending, out[-1].rows | np.isin(band, pending))
+        out[-1] = Group(out[-1].bands + pending, np.isin(band, out[-1].bands + pending))
     elif pending:
         out.append(Group(pending, np.ones(len(band), dtype=bool)))
     return out
@@ -116,7 +123,7 @@ def banded_choice(probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, 
             choices[b] = choice
         if g is main:
             main_candidates = candidates
-        if g.far_view:  # the band's matched rows: their far-view nested tags (far_view keeps them all)
+        if g.far_view:  # the bands' matched rows: their far-view nested tags (far_view keeps them all)
             mine = np.isin(band, g.bands)
             order = np.argsort(ii, kind="stable")
             predicted[mine] = nested[order[np.searchsorted(ii[order], ids[mine])]]
