@@ -147,7 +147,8 @@ def test_a_thin_far_band_is_chosen_on_rows_reading_no_neighbour(tmp_path, monkey
     ((5000, 200, 300), 2000, [([0], False), ([1, 2], True)]),  # a thin mid band goes with the far end
     ((5000, 200, 300), 0, [([0, 1, 2], False)]),  # ... or, with no far view, with the nearer band
 ])
-def test_bands_share_a_choice_until_each_has_enough_rows(counts, far_rows, expected):
+def test_bands_share_a_choice_until_each_has_enough_rows(counts, far_rows, expected, monkeypatch):
+    monkeypatch.setattr(pipeline_bands, "MIN_ROWS", 1000)
     band = np.repeat(np.arange(3), counts)
     made = pipeline_bands.groups(band, far_rows)
     assert [(g.bands, g.far_view) for g in made] == expected

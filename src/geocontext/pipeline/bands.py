@@ -6,7 +6,8 @@ choice (members, weights, decoder) and its nested estimate are made on the selec
 (pipeline.honest.honest_choice), and the run's estimate is the exact match of every selection row under
 its own band's nested choice: rows in each band as the test has them.
 
-A band with fewer than MIN_ROWS selection rows is decided with the next farther band. The far band is
+A band with fewer than MIN_ROWS selection rows is decided with the next farther band (at the end, with
+the nearer one). The far band is
 where Geograph's untagged archive mostly sits, so when the test leaves it thin it is decided on the *far
 view*: selection rows (at most FAR_ROWS, hashed) that read no labelled neighbour at all, as an archive
 photo reads none; the rows of nearer bands still pending join it. A run too small for either keeps one
@@ -14,7 +15,7 @@ choice for every band, made on all its selection rows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,8 +27,8 @@ from ..hashing import splitmix64, unit_interval
 from ..training.neighbours import GAP_CAP, Excluding, IdNeighbours
 from .honest import honest_choice
 
-MIN_ROWS = 1000  # selection rows a band needs to be decided on its own
-FAR_ROWS = 20_000  # the most rows of the far view
+MIN_ROWS = 5000  # selection rows a band needs to be decided on its own (fewer: noisy thresholds and weights)
+FAR_ROWS = 10_000  # the most rows of the far view
 _FAR_SALT = 0x510E527FADE682D1
 
 
@@ -106,17 +107,20 @@ def banded_choice(probs: dict[str, np.ndarray], y: np.ndarray, ids: np.ndarray, 
     main_candidates: dict = {}
     for g in made:
         label = "+".join(NAMES[b] for b in g.bands)
+        settings = config
         if g.far_view:
             p, yy, ii = far
             source = Excluding(labelled, ii, np.full(len(ii), GAP_CAP, np.int64))
             where = f"the far view: {len(ii)} selection rows reading no labelled neighbour"
+            if len(config.decoders) > 1:  # no neighbour to offer a set there: not worth its search
+                settings = replace(config, decoders=tuple(d for d in config.decoders if d != "neighbour_sets"))
         else:
             p, yy, ii = {m: v[g.rows] for m, v in probs.items()}, y[g.rows], ids[g.rows]
             source = view
             where = f"its {int(g.rows.sum())} selection rows" if len(g.bands) == 1 else \
                 f"the {int(g.rows.sum())} selection rows of bands {label}"
         say(f"  band {label}: choosing on {where}")
-        choice, candidates, nested, estimate = honest_choice(p, yy, ii, train_y, config, storage, source,
+        choice, candidates, nested, estimate = honest_choice(p, yy, ii, train_y, settings, storage, source,
                                                              study=f"final-{label}")
         choice.decoder = _rebind(choice.decoder, labelled)
         for b in g.bands:
