@@ -30,20 +30,25 @@ STOP_SHARE = 0.25
 OUTER_FOLDS = 2
 OUTER_SALT = 7919  # outer folds hash with another seed than choose's inner folds
 _MATCH_SALT = 0x3C6EF372FE94F82B  # ties among equal gaps are broken by this hash of the id
+MATCH_NEIGHBOURS = 16  # a hold-out row's nearest labelled ids it may skip to when matched to the test
 
 
-def matched_radius(ids: np.ndarray, natural: np.ndarray, target: np.ndarray, seed: int) -> np.ndarray:
-    """int64 exclusion radius per row (photos `ids`, their `natural` gap to the nearest other labelled id)
-    so that, ignoring the labelled ids within it, the rows' gaps follow the distribution of `target` (the
-    gaps of the photos the run will tag).
+def matched_radius(ids: np.ndarray, gaps: np.ndarray, target: np.ndarray, seed: int) -> np.ndarray:
+    """int64 exclusion radius per row (photos `ids`; `gaps`: each row's gaps to its nearest other labelled
+    ids, nearest first, (N, K) or (N,)) so that, ignoring the labelled ids within it, the rows' gaps follow
+    the distribution of `target` (the gaps of the photos the run will tag).
 
     Rows are matched to the target by rank (the row with the q-th smallest gap gets the target's q-th
-    quantile; equal gaps ordered by a hash of the id): a row whose quantile is no further than it already
-    is keeps radius 0 (no row can be brought nearer), the others ignore everything closer than their
-    target. Identical distributions give radius 0 throughout; a far test gives every row a far gap."""
-    ids, natural = np.asarray(ids, np.int64), np.minimum(np.asarray(natural, np.int64), GAP_CAP)
+    quantile; equal gaps ordered by a hash of the id). A row whose quantile is no further than its
+    nearest labelled id keeps radius 0 (no row can be brought nearer); the others skip to the neighbour
+    among their K nearest whose gap is closest to the quantile (on a log scale: ids are discrete and
+    sparse in places, so "everything within the quantile" can land far beyond it), or past all K when the
+    quantile is beyond them. Identical distributions give radius about 0; a far test gives every row a
+    far gap."""
+    ids = np.asarray(ids, np.int64)
+    gaps = np.minimum(np.asarray(gaps, np.int64).reshape(len(ids), -1), GAP_CAP)
     target = np.minimum(np.asarray(target, np.int64), GAP_CAP)
-    n = len(ids)
+    n, natural = len(ids), gaps[:, 0]
     if not n or not len(target):
         return np.zeros(n, np.int64)
     with np.errstate(over="ignore"):
@@ -51,7 +56,9 @@ def matched_radius(ids: np.ndarray, natural: np.ndarray, target: np.ndarray, see
     quantile = np.empty(n)
     quantile[np.lexsort((tie, natural))] = (np.arange(n) + 0.5) / n
     want = np.quantile(target, quantile, method="inverted_cdf").astype(np.int64)
-    return np.where(want > natural, want - 1, 0).astype(np.int64)
+    closest = np.take_along_axis(gaps, np.abs(np.log1p(gaps) - np.log1p(want)[:, None]).argmin(axis=1)[:, None], 1)[:, 0]
+    reach = np.where(want > gaps[:, -1], want, closest)  # beyond the K nearest: ignore all within the quantile
+    return np.where(want > natural, reach - 1, 0).astype(np.int64)
 
 
 def stop_rows(ids: np.ndarray, holdout: np.ndarray, seed: int) -> np.ndarray:
