@@ -125,7 +125,10 @@ def photos_on_disk(data_dir, split: str, accept_missing: bool) -> tuple[list[str
 
 
 def embed_split(data_dir, out, split: str, config: EmbedConfig, job: Job) -> dict:
-    ids, source = split_ids(data_dir, split)
+    respelt: list = []
+    ids, source = split_ids(data_dir, split, respelt)
+    for odd in respelt:  # ids.npy holds the numbers (data.ids)
+        say(f"warning: {odd}")
     plan = Plan(split, ids, config.chunk_size)
     store = job.store(out, split)
     # precision binds: resuming in another one would mix bf16 and fp32 chunks in one split
