@@ -300,6 +300,34 @@ def test_bad_input_stops_in_one_line_and_keeps_out(case, clean, tmp_path, capsys
     assert not list(tmp_path.rglob(".*.tmp-*")) and not list(out.rglob(".write-test-*"))
 
 
+@pytest.mark.parametrize("breaks", [features_from_other_weights, header_only("train.csv"), many_missing_features,
+                                    unsafe_member, "heads import"],
+                         ids=["other encoders", "header-only train.csv", "photos missing", "--with a bad member",
+                              "heads import on other encoders"])
+def test_a_refused_run_leaves_no_new_out(breaks, clean, tmp_path, capsys):
+    """Issue 31, item 3: a run refused before training left an empty OUT behind (and the folders above it).
+    An OUT that was there is kept as it was (test_bad_input_stops_in_one_line_and_keeps_out)."""
+    data, feats = copy_inputs(clean, tmp_path)
+    shutil.copytree(clean[2], tmp_path / "out")
+    new = tmp_path / "runs" / "r1"
+    if breaks == "heads import":
+        import torch
+        from torch import nn
+
+        torch.save(nn.Linear(512, 49).state_dict(), tmp_path / "linear-img.pth")  # ViT-B-32's; FEATURES are not
+        argv = ["heads", "import", str(tmp_path / "linear-img.pth"), "--out", str(new), "--data", str(data),
+                "--features", str(feats)]
+    else:
+        breaks(data, feats, tmp_path)
+        argv = run_argv(*(["--with", str(tmp_path / "evil")] if breaks is unsafe_member else []))(data, feats, new, tmp_path)
+        argv[argv.index("--config") + 1] = str(clean[3])
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
 # ---- accepted inputs: the result equals the clean input's ----
 
 def test_ids_written_oddly_are_read_warned_by_line_and_written_plainly(clean, tmp_path, capsys):
