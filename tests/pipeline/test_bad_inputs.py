@@ -272,6 +272,8 @@ CASES = [
     Case("submission ids with a +", submission_ids_respelt(plus_signed),
          lambda d, f, o, t: ["evaluate", "--submission", str(t / "sub.csv"), "--solution", str(d / "solution.csv")],
          r"sub\.csv, line 2: gridimage_id '\+\d+' is not written as Kaggle writes ids .*so write it as [1-9]\d+$"),
+    Case("variants.mine.from 3", config_file('{"variants": {"mine": {"from": 3}}}'), run_argv("--config", "CONFIG"),
+         r"bad\.json: not a valid run configuration \(variants\.mine\.from: expected a variant name, got 3 \(variants:"),
     Case("embed --batch-size 0", nothing,
          lambda d, f, o, t: ["embed", "--data", str(d), "--out", str(t / "emb"), "--random-weights", "--batch-size", "0"],
          r"--batch-size must be a whole number >= 1, got 0"),
