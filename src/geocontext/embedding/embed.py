@@ -170,7 +170,7 @@ def _embed_chunks(data_dir, plan: Plan, todo: list[int], store: ChunkStore, conf
     info = {"device": str(job.device), "precision": (job.image or job.title).precision, "batch_size": batch_size}
     if job.image is None:
         return _embed_titles(plan, todo, store, job, titles, batch_size, info)
-    from .photos import PhotoDataset, batches_within, photo_loader
+    from .photos import PhotoDataset, batches_within, each_batch, photo_loader
 
     encoder = job.image
     paths, _ = photos_on_disk(data_dir, plan.split, accept_missing=True)
@@ -181,7 +181,7 @@ def _embed_chunks(data_dir, plan: Plan, todo: list[int], store: ChunkStore, conf
     total = sum(stop - start for start, stop in ranges)
     buffer, began, done = None, time.perf_counter(), 0
     with progress(total=total, unit="photo", desc=f"embed {plan.split}", smoothing=0.1) as bar:
-        for batch in loader:
+        for batch in each_batch(loader):
             first = int(batch.positions[0])
             if buffer is None:
                 k = owner[first]
