@@ -366,28 +366,23 @@ def test_double_ctrl_c_during_embed_is_one_line_and_resumes(tiny, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_ROUNDS, *args, str(rounds)], cwd=tmp_path,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
+    def exit_code() -> str:
+        """The round's exit status, once it is over; then the next round may start."""
+        status = next(line for line in proc.stdout if line.startswith("round")).split()[-1]
+        proc.stdin.write("next\n")
+        proc.stdin.flush()
+        return status
+
     exits = []
     try:
         for first, gap in timings:
-            for line in proc.stdout:
-                if line.startswith("wrote"):
-                    break
+            next(line for line in proc.stdout if line.startswith("wrote"))
             time.sleep(first)
             os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: every process of the group
             time.sleep(gap)
             os.killpg(proc.pid, signal.SIGINT)
-            for line in proc.stdout:
-                if line.startswith("round"):
-                    exits.append(line.split()[-1])
-                    break
-            proc.stdin.write("next\n")
-            proc.stdin.flush()
-        for line in proc.stdout:  # the round that signals itself
-            if line.startswith("round"):
-                exits.append(line.split()[-1])
-                break
-        proc.stdin.write("next\n")
-        proc.stdin.flush()
+            exits.append(exit_code())
+        exits.append(exit_code())  # the round that signals itself
         out, err = proc.communicate(timeout=300)
         exits.append(out.split()[-1])  # the resumed round
     finally:
