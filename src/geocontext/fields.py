@@ -21,6 +21,15 @@ def number(field: str, value, low: float, high: float = math.inf, low_open: bool
         raise ValueError(f"{field} must be a number in {lo}{low}, {high}{hi}, got {value!r}")
 
 
+def name_list(field: str, value, among=None) -> tuple[str, ...]:
+    """A list of names (strings), as a tuple; `among`, the names accepted, goes into the message (the
+    caller judges them). A bare string is no list: "image" would read as the letters i, m, a, g, e."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        what = f"a list of names from {tuple(among)}" if among is not None else "a list of names"
+        raise ValueError(f"{field} must be {what}, got {value!r}")
+    return tuple(value)
+
+
 def flag(field: str, value) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{field} must be true or false, got {value!r}")

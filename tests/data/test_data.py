@@ -37,7 +37,7 @@ def test_reads_zip_ignoring_macos_entries(tmp_path):
     ("gridimage_id,tag1\n1,0\n1,1\n", "gridimage_id 1 appears 2 times (lines 2, 3)"),
     ("gridimage_id,tag1,tag2\n1,0,1\n2,,1\n", "line 3: gridimage_id 2 has no value for tag1 (NaN label)"),
     ("gridimage_id,tag1\n1,0\n2,2\n", "line 3: gridimage_id 2 has tag1=2"),
-    ("gridimage_id,tag1\n1,0\nx7,1\n", "line 3: gridimage_id 'x7' is not an integer"),
+    ("gridimage_id,tag1\n1,0\nx7,1\n", "line 3: gridimage_id 'x7' is not an id"),
     ("gridimage_id,title\n1,a\n", "no tag columns"),
 ])
 def test_bad_labels_name_the_line_and_id(tmp_path, content, message):
@@ -128,6 +128,7 @@ def test_real_competition_labels():
     labels = data.read_labels(path)
     assert labels.y.shape == (609_822, 49)
     assert labels.columns == COLUMNS  # the kit's own column table matches the real file
+    assert labels.respelt == ()  # Kaggle writes every id canonically (data.ids)
     counts = np.bincount(labels.y.sum(axis=1))
     assert counts[0] == 0 and counts[1] == 264_660  # every photo has a tag; 43.4% have one
     test_ids = data.read_test_ids(shared_file("kaggle-competition"))

@@ -173,6 +173,24 @@ def submission_ids_as_floats(data: Path, feats: Path, tmp: Path):
     frame.to_csv(tmp / "sub.csv", index=False)
 
 
+def zero_padded(ids: pd.Series) -> pd.Series:
+    return ids.str.zfill(10)
+
+
+def plus_signed(ids: pd.Series) -> pd.Series:
+    return "+" + ids
+
+
+def submission_ids_respelt(spell):
+    """The run's submission with its ids written as a spreadsheet may write them (issue 31, item 1)."""
+    def write(data: Path, feats: Path, tmp: Path):
+        with zipfile.ZipFile(tmp / "out" / "submission.csv.zip") as z:
+            frame = pd.read_csv(z.open("submission.csv"), dtype={"gridimage_id": str})
+        frame["gridimage_id"] = spell(frame["gridimage_id"])
+        frame.to_csv(tmp / "sub.csv", index=False)
+    return write
+
+
 @dataclass
 class Case:
     name: str
@@ -246,7 +264,16 @@ CASES = [
     Case("header-only test.csv", header_only("test.csv"), run_argv(), r"test\.csv: no photos, only the header line"),
     Case("submission ids written as 6527871.0", submission_ids_as_floats,
          lambda d, f, o, t: ["submit", "--file", str(t / "sub.csv"), "--message", "m", "--data", str(d), "--dry-run"],
-         r"sub\.csv, row 1: gridimage_id '\d+\.0' is not written as an integer"),
+         r"sub\.csv, line 2: gridimage_id '\d+\.0' is not written as Kaggle writes ids .*write it as \d+$"),
+    Case("submission ids zero-padded", submission_ids_respelt(zero_padded),
+         lambda d, f, o, t: ["submit", "--file", str(t / "sub.csv"), "--message", "m", "--data", str(d), "--dry-run"],
+         r"not submitted: .*sub\.csv, line 2: gridimage_id '000\d+' is not written as Kaggle writes ids \(.*60 id\(s\)"
+         r" written so\); Kaggle matches ids as text, so write it as [1-9]\d+$"),
+    Case("submission ids with a +", submission_ids_respelt(plus_signed),
+         lambda d, f, o, t: ["evaluate", "--submission", str(t / "sub.csv"), "--solution", str(d / "solution.csv")],
+         r"sub\.csv, line 2: gridimage_id '\+\d+' is not written as Kaggle writes ids .*so write it as [1-9]\d+$"),
+    Case("variants.mine.from 3", config_file('{"variants": {"mine": {"from": 3}}}'), run_argv("--config", "CONFIG"),
+         r"bad\.json: not a valid run configuration \(variants\.mine\.from: expected a variant name, got 3 \(variants:"),
     Case("embed --batch-size 0", nothing,
          lambda d, f, o, t: ["embed", "--data", str(d), "--out", str(t / "emb"), "--random-weights", "--batch-size", "0"],
          r"--batch-size must be a whole number >= 1, got 0"),
@@ -275,7 +302,61 @@ def test_bad_input_stops_in_one_line_and_keeps_out(case, clean, tmp_path, capsys
     assert not list(tmp_path.rglob(".*.tmp-*")) and not list(out.rglob(".write-test-*"))
 
 
+@pytest.mark.parametrize("breaks", [features_from_other_weights, header_only("train.csv"), many_missing_features,
+                                    unsafe_member, "heads import"],
+                         ids=["other encoders", "header-only train.csv", "photos missing", "--with a bad member",
+                              "heads import on other encoders"])
+def test_a_refused_run_leaves_no_new_out(breaks, clean, tmp_path, capsys):
+    """Issue 31, item 3: a run refused before training left an empty OUT behind (and the folders above it).
+    An OUT that was there is kept as it was (test_bad_input_stops_in_one_line_and_keeps_out)."""
+    data, feats = copy_inputs(clean, tmp_path)
+    shutil.copytree(clean[2], tmp_path / "out")
+    new = tmp_path / "runs" / "r1"
+    if breaks == "heads import":
+        import torch
+        from torch import nn
+
+        torch.save(nn.Linear(512, 49).state_dict(), tmp_path / "linear-img.pth")  # ViT-B-32's; FEATURES are not
+        argv = ["heads", "import", str(tmp_path / "linear-img.pth"), "--out", str(new), "--data", str(data),
+                "--features", str(feats)]
+    else:
+        breaks(data, feats, tmp_path)
+        argv = run_argv(*(["--with", str(tmp_path / "evil")] if breaks is unsafe_member else []))(data, feats, new, tmp_path)
+        argv[argv.index("--config") + 1] = str(clean[3])
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
 # ---- accepted inputs: the result equals the clean input's ----
+
+def test_ids_written_oddly_are_read_warned_by_line_and_written_plainly(clean, tmp_path, capsys):
+    """Issue 31, item 1: train ids zero-padded and test ids with a `+` were read silently by `check` and
+    `run`; now each file's count and first odd id as written are said, and the run is the clean one."""
+    data, feats = copy_inputs(clean, tmp_path)
+    clean_train = pd.read_csv(data / "train.csv", dtype={"gridimage_id": str})["gridimage_id"]
+    for name, spell in (("train.csv", zero_padded), ("test.csv", plus_signed)):
+        edit = pd.read_csv(data / name, dtype={"gridimage_id": str})
+        edit["gridimage_id"] = spell(edit["gridimage_id"])
+        edit.to_csv(data / name, index=False)
+    train_note = (f"train.csv: 240 id(s) written non-canonically, first '{clean_train[0].zfill(10)}' at line 2;"
+                  f" read as {clean_train[0]}")
+    assert main(["check", "--data", str(data), "--features", str(feats), "--accept-missing"]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: {data / train_note}" in out and "test.csv: 60 id(s) written non-canonically, first '+" in out
+    assert re.search(r"check: ok, a run would start; [2-9] warning\(s\)", out), out
+    assert main(["run", "--data", str(data), "--features", str(feats), "--out", str(tmp_path / "o"),
+                 "--config", str(clean[3])]) == 0
+    out = capsys.readouterr().out
+    assert train_note in out and "test.csv: 60 id(s) written non-canonically" in out
+    with zipfile.ZipFile(tmp_path / "o" / "submission.csv.zip") as z, zipfile.ZipFile(clean[2] / "submission.csv.zip") as c:
+        assert z.read("submission.csv") == c.read("submission.csv")  # plain ids, as Kaggle's test.csv writes them
+    assert main(["submit", "--file", str(tmp_path / "o" / "submission.csv.zip"), "--message", "m", "--data",
+                 str(data), "--dry-run"]) == 0  # the DATA's oddity is said, the plain submission passes
+    assert "warning: " in capsys.readouterr().out
+
 
 def test_inf_image_row_is_a_missing_photo(clean, tmp_path):
     """One Inf in an image row: the photo counts as missing and everything equals a NaN row there."""

@@ -109,3 +109,30 @@ def test_from_must_name_a_variant_and_declare_a_new_one(tmp_path, variants, says
     path.write_text(json.dumps({"variants": variants}))
     with pytest.raises(ValueError, match=says):
         RunConfig.from_file(path)
+
+
+@pytest.mark.parametrize("config, says", [
+    ({"variants": {"mine": {"from": 3}}}, "variants.mine.from: expected a variant name, got 3 (variants: linear-img"),
+    ({"variants": {"mine": {"from": ["mlp-img-txt-loc-pri-rff"]}}},
+     "variants.mine.from: expected a variant name, got ['mlp-img-txt-loc-pri-rff']"),
+    ({"variants": {"mine": {"from": None}}}, "variants.mine.from: expected a variant name, got None"),
+    ({"variants": {"mine": {"from": {"name": "x"}}}}, "variants.mine.from: expected a variant name, got {'name': 'x'}"),
+    ({"variants": {"mlp-img-txt-loc-pri-rff": {"features": {"modalities": "image"}}}},
+     "variants.mlp-img-txt-loc-pri-rff.features: features.modalities must be a list of names from ('image', 'title',"
+     " 'location'), got 'image'"),
+    ({"variants": {"mlp-img-txt-loc-pri-rff": {"features": {"modalities": 3}}}}, "features.modalities must be a list"),
+    ({"variants": {"mlp-img-txt-loc-pri-rff": {"features": {"blocks": 3}}}}, "features.blocks must be a list of names, got 3"),
+    ({"variants": {"mlp-img-txt-loc-pri-rff": {"features": {"blocks": [["image@x"]]}}}},
+     "features.blocks must be a list of names, got [['image@x']]"),
+    ({"variants": [{"name": ["a"], "features": {}, "train": {}}]}, "variants: name ['a'] must be a non-empty folder name"),
+    ({"decode": {"decoders": [["global"]]}}, "decode.decoders must be a list of names from ('0.5', 'global'"),
+])
+def test_a_value_of_the_wrong_type_names_its_field(tmp_path, config, says):
+    """Issue 31, item 4: `"from": 3` said only `('int' object is not iterable)`, a list `(unhashable type: 'list')`,
+    `"blocks": [[...]]` ended in a traceback."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError) as err:
+        RunConfig.from_file(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: not a valid run configuration (") and says in message, message

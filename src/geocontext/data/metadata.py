@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..competition import ID
 from ..errors import DataError
+from .ids import Respelt, parse
 
 FIELDS = (ID, "title", "grid_reference")
 _LEADING_ID = re.compile(r'^\s*"?\s*(\d+)')
@@ -107,12 +108,13 @@ def _parse_each(lines: _Lines, index: np.ndarray, width: int, encoding: str) -> 
     return records, bad
 
 
-def parse_metadata(raw: bytes, encoding: str, name: str,
-                   line_offset: int = 0) -> tuple[pd.DataFrame, list[str], list[str], list[str]]:
+def parse_metadata(raw: bytes, encoding: str, name: str, line_offset: int = 0
+                   ) -> tuple[pd.DataFrame, list[str], list[str], list[str], Respelt | None]:
     """(gridimage_id, title, grid_reference) rows of one metadata file; malformed lines as "file:line (id N)";
-    lines whose id is not a number as "file:line"; lines with bytes that are not `encoding` text (read
-    as U+FFFD) as "file:line (id N)". Titles of only spaces become ''. `line_offset` is added to the
-    line numbers reported (for a part of a file read on its own)."""
+    lines whose id is no id (data.ids) as "file:line"; lines with bytes that are not `encoding` text (read
+    as U+FFFD) as "file:line (id N)"; the ids written non-canonically (data.ids.Respelt, or None).
+    Titles of only spaces become ''. `line_offset` is added to the line numbers reported (for a part of
+    a file read on its own)."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     lines = _Lines(raw)
@@ -151,15 +153,15 @@ def parse_metadata(raw: bytes, encoding: str, name: str,
     frame = pd.concat(parts, ignore_index=True).sort_values("_line", kind="stable")
     malformed = [_where(lines, i, encoding, name, line_offset) for i in sorted(int(b) for b in bad)]
     undecodable = [_where(lines, i, encoding, name, line_offset) for i in lines.undecodable(encoding)]
-    ids = pd.to_numeric(frame[ID], errors="coerce")
-    ok = ids.notna().to_numpy() & (ids.to_numpy(dtype=float, na_value=np.nan) % 1 == 0)
-    bad_ids = [f"{name}:{n + 1 + line_offset}" for n in frame["_line"].to_numpy()[~ok].tolist()]
+    column = parse(frame[ID], name, frame["_line"].to_numpy() + 1 + line_offset)
+    ok = column.ok
+    bad_ids = [f"{name}:{n}" for n in column.lines[~ok].tolist()]
     frame = frame[ok]
     title = frame["title"].fillna("")
     title = title.where(~title.str.isspace().astype(bool), "")  # only spaces: no title
-    out = pd.DataFrame({ID: ids[ok].astype(np.int64).to_numpy(), "title": title.to_numpy(dtype=object),
+    out = pd.DataFrame({ID: column.ids[ok], "title": title.to_numpy(dtype=object),
                         "grid_reference": frame["grid_reference"].fillna("").to_numpy(dtype=object)})
-    return out, malformed, bad_ids, undecodable
+    return out, malformed, bad_ids, undecodable, column.respelt
 
 
 def _where(lines: _Lines, i: int, encoding: str, name: str, line_offset: int) -> str:

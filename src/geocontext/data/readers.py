@@ -14,6 +14,8 @@ import pandas as pd
 
 from ..competition import ID
 from ..errors import DataError
+from . import ids as ids_rule
+from .ids import Respelt
 from .metadata import parse_metadata
 
 _TAG_COLUMN = re.compile(r"^tag\d+$")
@@ -26,12 +28,13 @@ class Labels:
     ids: np.ndarray  # int64 (N,)
     y: np.ndarray  # uint8 (N, T)
     columns: tuple[str, ...]
+    respelt: tuple[Respelt, ...] = ()  # per file read, its ids written non-canonically (data.ids)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def take(self, mask_or_index) -> "Labels":
-        return Labels(self.ids[mask_or_index], self.y[mask_or_index], self.columns)
+        return Labels(self.ids[mask_or_index], self.y[mask_or_index], self.columns, self.respelt)
 
 
 @dataclass(frozen=True)
@@ -94,14 +97,14 @@ def read_table(path: str | Path, **kwargs) -> pd.DataFrame:
             raise DataError(f"{path}: the file is empty") from exc
 
 
-def parse_ids(values: pd.Series, path: Path) -> np.ndarray:
-    """Integer gridimage ids; a non-integer names its line (header is line 1)."""
-    ids = pd.to_numeric(values, errors="coerce")
-    bad = ids.isna().to_numpy() | (ids.to_numpy(dtype=float, na_value=np.nan) % 1 != 0)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}, line {row + 2}: gridimage_id {values.iloc[row]!r} is not an integer")
-    return ids.to_numpy(dtype=np.int64)
+def parse_ids(values: pd.Series, path: Path) -> tuple[np.ndarray, Respelt | None]:
+    """The gridimage ids of a column read as text (data.ids: any spelling of a whole number >= 0, the
+    non-canonical ones counted); a cell that is no id stops, naming its line (header is line 1)."""
+    column = ids_rule.parse(values, str(path))
+    bad = column.first_bad()
+    if bad is not None:
+        raise DataError(f"{path}, line {bad[0]}: gridimage_id {bad[1]!r} is not an id (expected {ids_rule.EXPECTED})")
+    return column.ids, column.respelt
 
 
 def check_unique(ids: np.ndarray, path: Path) -> None:
@@ -121,7 +124,7 @@ def read_labels(path: str | Path, columns: tuple[str, ...] | None = None) -> Lab
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    df = read_table(path)
+    df = read_table(path, dtype={ID: str})  # ids as written (data.ids)
     if ID not in df.columns:
         raise DataError(f"{path}: missing column {ID!r} (found {list(df.columns)[:5]}...)")
     found = tuple(c for c in df.columns if _TAG_COLUMN.match(str(c)))
@@ -132,7 +135,7 @@ def read_labels(path: str | Path, columns: tuple[str, ...] | None = None) -> Lab
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing tag column(s) {missing[:5]} (expected the {len(columns)} columns of train.csv)")
-    ids = parse_ids(df[ID], path)
+    ids, respelt = parse_ids(df[ID], path)
     check_unique(ids, path)
     values = df.loc[:, list(columns)]
     nan = values.isna().to_numpy()
@@ -144,7 +147,7 @@ def read_labels(path: str | Path, columns: tuple[str, ...] | None = None) -> Lab
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
         raise DataError(f"{path}, line {row + 2}: gridimage_id {ids[row]} has {columns[col]}={raw[row, col]}; labels must be 0 or 1")
-    return Labels(ids, raw.astype(np.uint8), tuple(columns))
+    return Labels(ids, raw.astype(np.uint8), tuple(columns), (respelt,) if respelt else ())
 
 
 def tag_contract(data_dir: str | Path) -> tuple[str, ...] | None:
@@ -201,7 +204,7 @@ def read_train_labels(data_dir: str | Path) -> Labels:
     order = published_order(main.columns)
     if order != main.columns:
         index = [main.columns.index(c) for c in order]
-        main = Labels(main.ids, np.ascontiguousarray(main.y[:, index]), order)
+        main = Labels(main.ids, np.ascontiguousarray(main.y[:, index]), order, main.respelt)
     extra_path = find(data_dir, "train-extra.csv", "train-extra.csv.zip")
     if extra_path is None:
         return main
@@ -209,22 +212,26 @@ def read_train_labels(data_dir: str | Path) -> Labels:
     both = np.intersect1d(main.ids, extra.ids)
     if len(both):
         raise DataError(f"{extra_path}: gridimage_id {both[0]} is also in train.csv ({len(both)} shared id(s))")
-    return Labels(np.concatenate([main.ids, extra.ids]), np.concatenate([main.y, extra.y]), main.columns)
+    return Labels(np.concatenate([main.ids, extra.ids]), np.concatenate([main.y, extra.y]), main.columns,
+                  main.respelt + extra.respelt)
 
 
-def read_ids(path: str | Path) -> np.ndarray:
+def read_ids(path: str | Path, respelt: list | None = None) -> np.ndarray:
+    """The id column of `path`; its non-canonical spellings (data.ids) go into `respelt` when given."""
     path = Path(path)
-    df = read_table(path, usecols=lambda c: c == ID)
+    df = read_table(path, usecols=lambda c: c == ID, dtype={ID: str})
     if ID not in df.columns:
         raise DataError(f"{path}: missing column {ID!r}")
-    ids = parse_ids(df[ID], path)
+    ids, odd = parse_ids(df[ID], path)
     check_unique(ids, path)
+    if odd is not None and respelt is not None:
+        respelt.append(odd)
     return ids
 
 
-def read_test_ids(data_dir: str | Path) -> np.ndarray:
+def read_test_ids(data_dir: str | Path, respelt: list | None = None) -> np.ndarray:
     path = require(data_dir, "test.csv", "test.csv.zip")
-    ids = read_ids(path)
+    ids = read_ids(path, respelt)
     if not len(ids):
         raise DataError(f"{path}: no photos, only the header line; a submission needs the test photos' ids")
     return ids
@@ -247,7 +254,7 @@ def undecodable_warning(lines) -> str:
             f" read as U+FFFD: {', '.join(lines[:5])}{' ...' if len(lines) > 5 else ''}")
 
 
-def _read_metadata_file(path: Path, encoding: str) -> tuple[pd.DataFrame, list[str], list[str], list[str]]:
+def _read_metadata_file(path: Path, encoding: str) -> tuple[pd.DataFrame, list[str], list[str], list[str], Respelt | None]:
     with open_csv(path) as handle:
         raw = handle.read()
     return parse_metadata(raw, encoding, path.name)
@@ -257,7 +264,7 @@ def iter_metadata(data_dir: str | Path, chunk_bytes: int = 64 << 20):
     """metadata.csv[.zip] then metadata-extra.csv, about `chunk_bytes` of whole lines at a time, parsed
     as `read_metadata` parses them (line by line, malformed lines named by their line in the file):
     yields (frame of gridimage_id, title, grid_reference; malformed lines; lines with a non-integer id;
-    lines with bytes that are not text in the file's encoding).
+    lines with bytes that are not text in the file's encoding; the ids written non-canonically).
     Memory stays flat whatever the file's size."""
     for path, encoding in _metadata_sources(data_dir):
         with open_csv(path) as handle:
@@ -288,13 +295,14 @@ def read_metadata(data_dir: str | Path, ids: np.ndarray) -> Metadata:
 
     Malformed lines are skipped and counted by line number and id, never fatal and never shifting data
     between photos (see data.metadata); lines with undecodable bytes are counted the same way."""
-    frames, malformed, bad_ids, undecodable = [], [], [], []
+    frames, malformed, bad_ids, undecodable, respelt = [], [], [], [], []
     for path, encoding in _metadata_sources(data_dir):
-        df, skipped, bad, text = _read_metadata_file(path, encoding)
+        df, skipped, bad, text, odd = _read_metadata_file(path, encoding)
         frames.append(df)
         malformed += skipped
         bad_ids += bad
         undecodable += text
+        respelt += [odd] if odd else []
     ids = np.asarray(ids, dtype=np.int64)
     if not frames:
         empty = np.full(len(ids), "", dtype=object)
@@ -309,6 +317,7 @@ def read_metadata(data_dir: str | Path, ids: np.ndarray) -> Metadata:
     grid[found] = table["grid_reference"].to_numpy(dtype=object)[pos[found]]
     warnings = tuple(f"{b}: gridimage_id is not a number" for b in bad_ids[:10])
     warnings += (undecodable_warning(undecodable),) if undecodable else ()
+    warnings += tuple(map(str, respelt))
     return Metadata(ids, title, grid, tuple(malformed), len(bad_ids), int((~found).sum()), warnings,
                     tuple(undecodable), found, len(table) - len(np.unique(pos[found])))
 
@@ -327,16 +336,17 @@ def read_tag_names(data_dir: str | Path) -> dict[str, str]:
     return names
 
 
-def split_ids(data_dir: str | Path, split: str) -> tuple[np.ndarray, str]:
-    """The split's gridimage ids in the DATA lists' order, and which files listed them."""
+def split_ids(data_dir: str | Path, split: str, respelt: list | None = None) -> tuple[np.ndarray, str]:
+    """The split's gridimage ids in the DATA lists' order, and which files listed them (non-canonical
+    spellings into `respelt`, as read_ids)."""
     if split == "test":
         path = require(data_dir, "test.csv", "test.csv.zip")
-        return read_ids(path), path.name
+        return read_ids(path, respelt), path.name
     main = require(data_dir, "train.csv", "train.csv.zip")
     extra = find(data_dir, "train-extra.csv", "train-extra.csv.zip")
-    ids = read_ids(main)
+    ids = read_ids(main, respelt)
     if extra is None:
         return ids, main.name
-    both = np.concatenate([ids, read_ids(extra)])
+    both = np.concatenate([ids, read_ids(extra, respelt)])
     check_unique(both, extra)
     return both, f"{main.name} + {extra.name}"

@@ -14,14 +14,16 @@ import pandas as pd
 from ..competition import ID
 from ..errors import DataError, SubmissionError
 from ..writing import atomic_file
+from .ids import canonical_only
 from .readers import open_csv
 
 MEMBER = "submission.csv"
 
 
 def validate(frame: pd.DataFrame, test_ids: np.ndarray, columns: tuple[str, ...], source: str = "submission") -> None:
-    """Raise SubmissionError unless `frame` is exactly one row per test id with the tag `columns` (judged
-    by name, any order) holding 0 or 1: integers, or the text "0"/"1" as read (True or 1.0 are refused)."""
+    """Raise SubmissionError unless `frame` is exactly one row per test id, each written as Kaggle writes
+    ids (data.ids), with the tag `columns` (judged by name, any order) holding 0 or 1: integers, or the
+    text "0"/"1" as read (True or 1.0 are refused)."""
     expected = [ID, *columns]
     got = list(frame.columns)
     missing = [c for c in expected if c not in got]
@@ -29,18 +31,8 @@ def validate(frame: pd.DataFrame, test_ids: np.ndarray, columns: tuple[str, ...]
     if missing or extra or len(got) != len(set(got)):
         raise SubmissionError(f"{source}: columns wrong (missing {missing[:5]}, unexpected {extra[:5]});"
                               f" expected {ID} and the competition's {len(columns)} tag columns")
-    ids = pd.to_numeric(frame[ID], errors="coerce")
-    if ids.isna().any():
-        row = int(np.flatnonzero(ids.isna().to_numpy())[0])
-        raise SubmissionError(f"{source}, row {row + 1}: gridimage_id {frame[ID].iloc[row]!r} is not an integer")
-    if frame[ID].dtype.kind not in "iu":  # as read (text) or floats: Kaggle matches ids as written
-        written = frame[ID].astype(str)
-        odd = ~written.str.fullmatch(r"-?\d+").to_numpy()
-        if odd.any():
-            row = int(np.flatnonzero(odd)[0])
-            raise SubmissionError(f"{source}, row {row + 1}: gridimage_id {written.iloc[row]!r} is not written as an"
-                                  f" integer; Kaggle matches ids as written, so write it as {int(ids.iloc[row])}")
-    ids = ids.to_numpy(dtype=np.int64)
+    canonical_only(frame[ID], source)  # Kaggle matches ids as text: one spelling, or refused by line
+    ids = frame[ID].to_numpy().astype(np.int64)
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         raise SubmissionError(f"{source}: gridimage_id {uniq[counts > 1][0]} appears {counts.max()} times;"
@@ -142,8 +134,9 @@ def read_submission(path: str | Path) -> pd.DataFrame:
     except (DataError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SubmissionError(f"{path}: cannot read the submission ({exc})") from exc
     # Read as text so that 1.0 or True stay what they are (pandas would turn them into numbers), then
-    # columns of plain integers become integers; `validate` refuses the rest.
-    for column in frame.columns:
+    # columns of plain integers become integers; `validate` refuses the rest. The ids stay text: Kaggle
+    # matches them as written, so `validate` judges their spelling (data.ids).
+    for column in frame.columns.drop(ID, errors="ignore"):
         if len(frame) and frame[column].str.fullmatch(r"-?\d+").all():
             frame[column] = frame[column].astype(np.int64)
     return frame

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..console import progress
 from ..data.split import folds
-from ..fields import flag, number, whole
+from ..fields import flag, name_list, number, whole
 from ..training.neighbours import NeighbourSource
 from .decoders import LabelSetDecoder, ThresholdDecoder
 from .ensemble import combine, fit_weights
@@ -43,7 +43,7 @@ class DecodeConfig:
         for name in ("decoders", "prior_weights", "novel_penalties"):
             if not isinstance(getattr(self, name), (list, tuple)):
                 raise ValueError(f"decode.{name} must be a list, got {getattr(self, name)!r}")
-        self.decoders = tuple(self.decoders)
+        self.decoders = name_list("decode.decoders", self.decoders, METHODS)
         self.prior_weights = tuple(self.prior_weights)
         self.novel_penalties = tuple(self.novel_penalties)
         unknown = set(self.decoders) - set(METHODS)

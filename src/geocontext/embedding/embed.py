@@ -125,7 +125,10 @@ def photos_on_disk(data_dir, split: str, accept_missing: bool) -> tuple[list[str
 
 
 def embed_split(data_dir, out, split: str, config: EmbedConfig, job: Job) -> dict:
-    ids, source = split_ids(data_dir, split)
+    respelt: list = []
+    ids, source = split_ids(data_dir, split, respelt)
+    for odd in respelt:  # ids.npy holds the numbers (data.ids)
+        say(f"warning: {odd}")
     plan = Plan(split, ids, config.chunk_size)
     store = job.store(out, split)
     # precision binds: resuming in another one would mix bf16 and fp32 chunks in one split
@@ -167,7 +170,7 @@ def _embed_chunks(data_dir, plan: Plan, todo: list[int], store: ChunkStore, conf
     info = {"device": str(job.device), "precision": (job.image or job.title).precision, "batch_size": batch_size}
     if job.image is None:
         return _embed_titles(plan, todo, store, job, titles, batch_size, info)
-    from .photos import PhotoDataset, batches_within, photo_loader
+    from .photos import PhotoDataset, batches_within, each_batch, photo_loader
 
     encoder = job.image
     paths, _ = photos_on_disk(data_dir, plan.split, accept_missing=True)
@@ -178,7 +181,7 @@ def _embed_chunks(data_dir, plan: Plan, todo: list[int], store: ChunkStore, conf
     total = sum(stop - start for start, stop in ranges)
     buffer, began, done = None, time.perf_counter(), 0
     with progress(total=total, unit="photo", desc=f"embed {plan.split}", smoothing=0.1) as bar:
-        for batch in loader:
+        for batch in each_batch(loader):
             first = int(batch.positions[0])
             if buffer is None:
                 k = owner[first]

@@ -4,6 +4,8 @@ A photo that is missing or cannot be decoded yields a zero image and the reason;
 """
 from __future__ import annotations
 
+import signal
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -71,6 +73,43 @@ def batches_within(ranges: list[tuple[int, int]], batch_size: int) -> list[list[
 
 
 def photo_loader(dataset: PhotoDataset, batches: list[list[int]], workers: int, pin_memory: bool) -> DataLoader:
-    """Batches in the order given; workers decode ahead of the model (a few batches each)."""
+    """Batches in the order given; workers decode ahead of the model (a few batches each). Iterate it
+    through `each_batch`."""
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
-                      pin_memory=pin_memory, prefetch_factor=4 if workers else None)
+                      pin_memory=pin_memory, prefetch_factor=4 if workers else None,
+                      worker_init_fn=_deaf_to_interrupts if workers else None)
+
+
+def _deaf_to_interrupts(worker_id: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def each_batch(loader: DataLoader):
+    """The batches of `loader`. A terminal's Ctrl-C reaches every process of its group, and the workers
+    are stopped by the main process: they are forked with SIGINT blocked, then ignore it (one that took
+    it would print its own KeyboardInterrupt traceback, from any point of its life). In the main process
+    a Ctrl-C is taken between two batches, as KeyboardInterrupt, never while a batch is handed over (a
+    worker whose handover is cut prints a traceback too); later ones are ignored until the process ends."""
+    main = threading.current_thread() is threading.main_thread()  # signal.signal works there only
+    asked: list[int] = []
+
+    def ask(signum, frame):
+        asked.append(signum)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    previous = signal.signal(signal.SIGINT, ask) if main else None
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        iterator = iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    try:
+        for batch in iterator:
+            if asked:
+                break
+            yield batch
+        if asked:
+            raise KeyboardInterrupt
+    finally:
+        if main and not asked:
+            signal.signal(signal.SIGINT, previous)

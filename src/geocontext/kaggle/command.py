@@ -120,7 +120,8 @@ def check_submission(path: str | Path, data: str | Path | None) -> dict:
     if not path.name.endswith((".csv.zip", ".csv")):
         raise KaggleSetupError(f"{path}: a submission is a .csv.zip (or .csv) file")
     folder = find_data(data)
-    test_ids = read_test_ids(folder)
+    respelt: list = []
+    test_ids = read_test_ids(folder, respelt)
     contract = tag_contract(folder)  # tags-top.csv's columns when DATA has it, else the competition's
     columns = contract or COLUMNS
     frame = read_submission(path)
@@ -128,7 +129,8 @@ def check_submission(path: str | Path, data: str | Path | None) -> dict:
     positives = frame[list(columns)].astype(np.int64).to_numpy().sum(axis=1)
     source = folder / "tags-top.csv" if contract else "geocontext.competition"
     return {"rows": len(frame), "test_ids_from": str(folder), "columns_from": str(source),
-            "mean_tags": float(positives.mean()) if len(frame) else 0.0, "empty_rows": int((positives == 0).sum())}
+            "mean_tags": float(positives.mean()) if len(frame) else 0.0, "empty_rows": int((positives == 0).sum()),
+            "warnings": list(map(str, respelt))}
 
 
 def submit(path: str | Path, message: str, data: str | Path | None = None, competition: str = COMPETITION,
@@ -140,6 +142,8 @@ def submit(path: str | Path, message: str, data: str | Path | None = None, compe
         summary = check_submission(path, data)
     except (DataError, SubmissionError) as exc:
         raise KaggleSetupError(f"not submitted: {exc}") from exc
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", flush=True)
     print(f"{path}: valid, {summary['rows']} rows, {summary['mean_tags']:.2f} tags per photo on average,"
           f" {summary['empty_rows']} photos without a tag (test ids from {summary['test_ids_from']})", flush=True)
     args = ["competitions", "submit", "-c", competition, "-f", str(path), "-m", message]

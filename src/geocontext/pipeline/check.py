@@ -155,7 +155,8 @@ def check(data_dir, features_dir=None, accept_missing: bool = False) -> dict:
     """Read and check DATA (and FEATURES) as a run would; print one summary; never train."""
     problems: list[str] = []
     labels = _attempt(problems, read_train_labels, data_dir)
-    test_ids = _attempt(problems, read_test_ids, data_dir)
+    respelt = [] if labels is None else list(labels.respelt)  # ids written non-canonically (data.ids)
+    test_ids = _attempt(problems, read_test_ids, data_dir, respelt)
     summary = {"splits": {}, "problems": problems, "warnings": []}
     if labels is not None:
         source = "tags-top.csv" if _attempt(problems, tag_contract, data_dir) else "train.csv, no tags-top.csv"
@@ -177,7 +178,7 @@ def check(data_dir, features_dir=None, accept_missing: bool = False) -> dict:
                 s["features"] = _attempt(problems, _features_summary, opened[split], split, ids, accept_missing, problems)
     if opened.get("train") is not None and opened.get("test") is not None:
         summary["warnings"] += _attempt(problems, check_splits_agree, opened["train"], opened["test"]) or []
-    summary["warnings"] = looks_wrong(labels, test_ids, meta) + summary["warnings"]
+    summary["warnings"] = [*map(str, respelt), *looks_wrong(labels, test_ids, meta), *summary["warnings"]]
     if labels is not None and len(labels.ids) >= 2:
         summary["upload_order"] = upload_order_facts(labels.ids, labels.y, test_ids)
     summary["ok"] = not problems

@@ -65,11 +65,11 @@ class RunConfig:
             raise ValueError("variants: at least one variant is needed (a list of {name, features, train}"
                              " or an object keyed by variant name); leave the field out for the defaults")
         names = [v.name for v in self.variants]
-        if len(set(names)) != len(names):
-            raise ValueError(f"variants: names must differ, got {names}")
         bad = [n for n in names if not isinstance(n, str) or not n or "/" in n or n.startswith(".")]
         if bad:
             raise ValueError(f"variants: name {bad[0]!r} must be a non-empty folder name (no '/', not starting with '.')")
+        if len(set(names)) != len(names):
+            raise ValueError(f"variants: names must differ, got {names}")
         number("holdout_fraction", self.holdout_fraction, 0, 1, low_open=True, high_open=True)
         whole("max_tags", self.max_tags, 1)
         whole("seed", self.seed, 0)
@@ -179,10 +179,13 @@ def _start(name: str, changes, known: dict[str, VariantConfig]) -> tuple[Variant
     if not isinstance(changes, dict):
         return known.get(name, VariantConfig(name)), changes
     changes = dict(changes)
+    declared = "from" in changes
     source = changes.pop("from", None)
-    if source is None and name in known:
+    if declared and not isinstance(source, str):  # 3, a list, null: no name to look up
+        raise ValueError(f"variants.{name}.from: expected a variant name, got {source!r} (variants: {', '.join(known)})")
+    if not declared and name in known:
         return known[name], changes
-    if source is not None:
+    if declared:
         if name in known:
             raise ValueError(f"variants.{name}: 'from' declares a new variant, but {name!r} already is one;"
                              " drop 'from' to change it, or give the new variant another name")

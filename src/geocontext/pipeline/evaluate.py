@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..competition import ID
+from ..console import say
 from ..data.readers import read_labels, read_table
 from ..data.submission import read_submission, validate
 from ..decoding.metrics import exact_match, macro_f1
@@ -17,6 +18,8 @@ def evaluate(submission_path: str | Path, solution_path: str | Path) -> dict:
     """exact_match and macro_f1 over all rows; public/private exact match when the solution has a
     Kaggle-style Usage column. Mismatched ids or columns raise an error rather than a score."""
     solution = read_labels(solution_path)
+    for respelt in solution.respelt:  # the solution is DATA: read, and said (data.ids)
+        say(f"warning: {respelt}")
     submission = read_submission(submission_path)
     validate(submission, solution.ids, solution.columns, source=str(submission_path))
     sub_ids = pd.to_numeric(submission[ID]).to_numpy(dtype=np.int64)

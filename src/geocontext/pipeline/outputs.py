@@ -2,7 +2,9 @@
 in one line, and leave nothing half-written behind."""
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from pathlib import Path
 
 from ..errors import DataError
@@ -21,6 +23,25 @@ def writable_folder(folder: str | Path, what: str = "OUT") -> Path:
     except OSError as exc:
         raise DataError(f"{folder}: cannot write into {what} ({exc.strerror or exc})") from exc
     return folder
+
+
+@contextlib.contextmanager
+def removed_if_refused(folder: str | Path, what: str = "OUT"):
+    """`writable_folder(folder)` for the block that reads and checks the inputs. When the block fails, a
+    folder this call made (with the parents it made) goes again: a refused run leaves no empty OUT
+    behind. A folder that was there before stays as it was, whatever it holds."""
+    folder = Path(folder)
+    top = folder  # the outermost folder this call will make
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    made = not folder.exists()
+    path = writable_folder(folder, what)
+    try:
+        yield path
+    except BaseException:
+        if made:
+            shutil.rmtree(top, ignore_errors=True)
+        raise
 
 
 def writable_file(path: str | Path, what: str, suffix: str | None = None) -> Path:

@@ -65,7 +65,10 @@ def predict(run_dir, data_dir, features_dir, out_file, probs_file=None, split: s
     inputs = streamed_inputs(data_dir, features, ids, f"{features.path / 'ids.npy'}", split, accept_missing)
     tags = predict_chunks(variants, choice, inputs, probs_file, source=str(out_file))
     on_test = split == "test" and find(data_dir, "test.csv", "test.csv.zip")  # another split: its own ids
-    submission_ids = read_test_ids(data_dir) if on_test else ids
+    respelt: list = []
+    submission_ids = read_test_ids(data_dir, respelt) if on_test else ids
+    for odd in respelt:  # written canonically in the submission, as Kaggle's test.csv writes them
+        say(f"warning: {odd}")
     pos = align(features, submission_ids, "test.csv")
     path = write_submission(out_file, submission_ids, tags[pos], tuple(info["columns"]), submission_ids)
     say(f"submission: {path} ({len(submission_ids)} photos, decoded with {choice.name})")

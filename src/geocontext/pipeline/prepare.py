@@ -136,7 +136,10 @@ def prepare(data_dir, features_dir, out: str | Path, holdout_fraction: float = 0
             max_tags: int = 5, accept_missing: bool = False) -> Prepared:
     """Read and check the inputs, locate the photos, and fix (and save in OUT) the hold-out split."""
     labels = read_train_labels(data_dir)
-    test_ids = read_test_ids(data_dir)
+    respelt = list(labels.respelt)  # ids written non-canonically (data.ids): read, and said
+    test_ids = read_test_ids(data_dir, respelt)
+    for odd in respelt:
+        say(f"warning: {odd}")
     train = load_inputs(data_dir, features_dir, "train", labels.ids, "train.csv", accept_missing)
     test = load_inputs(data_dir, features_dir, "test", test_ids, "test.csv", accept_missing)
     for warning in check_splits_agree(train.features, test.features):

@@ -40,7 +40,7 @@ from ..training.variant import Variant
 from .config import RunConfig
 from .decide import decide
 from .members import Members, member_probs, save_member
-from .outputs import writable_folder
+from .outputs import removed_if_refused
 from .predict import check_encoders
 from .prepare import prepare
 from .results import write_results
@@ -223,18 +223,17 @@ def import_heads(paths, out_dir, data_dir=None, features_dir=None, config: RunCo
         if v.name in seen:
             raise DataError(f"{p}: a head named {v.name!r} is already imported from {seen[v.name]}")
         seen[v.name] = p
-    writable_folder(out.path)
-    _say_heads(variants)
-
     names = [v.name for v in variants]
     imported = [{"name": v.name, "file": v.info["published"]["file"], "sha256": v.info["published"]["sha256"]}
                 for v in variants]
     published = {v.name: {"published": v.info["published"]} for v in variants}
     run_info = {"source": SOURCE, "imported": imported, "variants": names}
-    if data_dir is None:
-        return _write_unscored(out, variants, run_info, published)
-    return _score_on_holdout(out, variants, run_info, published, data_dir, features_dir, config or RunConfig(),
-                             accept_missing)
+    with removed_if_refused(out.path):  # a new OUT goes again if DATA or FEATURES are refused
+        _say_heads(variants)
+        if data_dir is None:
+            return _write_unscored(out, variants, run_info, published)
+        return _score_on_holdout(out, variants, run_info, published, data_dir, features_dir, config or RunConfig(),
+                                 accept_missing)
 
 
 def _say_heads(variants: list[Variant]) -> None:

@@ -21,8 +21,16 @@ from .reports.markdown import write_report
 from .run_folder import RunFolder
 
 
-def _folders(features_dir) -> str | list[str]:
-    return str(features_dir) if isinstance(features_dir, Path) else [str(f) for f in features_dir]
+def _folders(features_dir, resolve: bool) -> str | list[str]:
+    name = (lambda f: str(Path(f).resolve())) if resolve else str
+    return name(features_dir) if isinstance(features_dir, Path) else [name(f) for f in features_dir]
+
+
+def where_from(prep: Prepared) -> dict:
+    """run.json's DATA and FEATURES: absolute, so `report` and `predict` find them from any folder; and
+    as typed, for the reader."""
+    return {"data": str(Path(prep.data_dir).resolve()), "features": _folders(prep.features_dir, True),
+            "data_as_given": str(prep.data_dir), "features_as_given": _folders(prep.features_dir, False)}
 
 
 def build_report(prep: Prepared, members: Members, outcome: Outcome, timings: dict, submission: Path) -> dict:
@@ -59,7 +67,7 @@ def write_results(out: RunFolder, prep: Prepared, members: Members, outcome: Out
     timings["total"] = time.perf_counter() - start
     out.write_neighbours(outcome.labelled)
     out.write_run_info({**(run_info or {}), "config": config.to_dict(), "columns": list(prep.labels.columns),
-                        "final": choice.to_dict(), "data": str(prep.data_dir), "features": _folders(prep.features_dir)})
+                        "final": choice.to_dict(), **where_from(prep)})
     report = {**build_report(prep, members, outcome, timings, submission), **(report_extra or {})}
     out.write_report(report)
     select = prep.select

@@ -15,7 +15,7 @@ from .config import RunConfig
 from .decide import decide
 from .group import Job, train_group
 from .members import Members, add_members, check_members, load_members, reuse, save_member
-from .outputs import writable_folder
+from .outputs import removed_if_refused
 from .prepare import Prepared, prepare
 from .results import write_results
 from .run_folder import RunFolder
@@ -49,13 +49,15 @@ def run(data_dir, features_dir, out_dir, config: RunConfig | None = None, with_r
     """Train the configured variants (plus members of `with_runs`), choose how to combine and decode
     them, write the submission."""
     config = config or RunConfig()
-    out = RunFolder(writable_folder(out_dir))
     timings, start = {}, time.perf_counter()
-    extra = load_members(with_runs)  # checked before anything is trained
+    with removed_if_refused(out_dir) as folder:  # a new OUT goes again if the inputs are refused
+        out = RunFolder(folder)
+        extra = load_members(with_runs)  # checked before anything is trained
+        with writing(out.path, "the run folder"):
+            prep = prepare(data_dir, features_dir, out.path, config.holdout_fraction, config.seed, config.max_tags,
+                           accept_missing)
+            check_members(extra, prep)
     with writing(out.path, "the run folder"):  # each file is whole or absent; a full disk is one line
-        prep = prepare(data_dir, features_dir, out.path, config.holdout_fraction, config.seed, config.max_tags,
-                       accept_missing)
-        check_members(extra, prep)
         timings["load"] = time.perf_counter() - start
         members = train_variants(prep, config.variants, out, timings, config.seed)
         add_members(prep, extra, out, members)

@@ -1,7 +1,8 @@
 """The run folder (OUT of `run`, or of `heads import`): every file's name, in one place.
 
 OUT/
-  run.json                  configuration, tag columns, the final choice (members, weights, decoder)
+  run.json                  configuration, tag columns, the final choice (members, weights, decoder),
+                            DATA and FEATURES (absolute; and as typed, `*_as_given`)
   report.json               hold-out scores per variant and for the final choice, counts, timings
   report.md, per_tag_f1.png the final choice's per-tag figures and decoder (reports.markdown)
   report.html, holdout.npz  where it fails, with photos (reports.html_report; `geocontext report` rebuilds it)
@@ -117,6 +118,12 @@ class RunFolder:
     def write_neighbours(self, labelled: IdNeighbours) -> Path:
         return atomic_file(self.neighbours_npz, lambda h: np.savez_compressed(
             h, ids=labelled.ids, codes=labelled.codes, n_tags=labelled.n_tags, global_rate=labelled.global_rate))
+
+    def recorded_data(self, info: dict) -> tuple[Path | None, str | None]:
+        """(the run's DATA folder when it is still there, what run.json records). Runs record it absolute;
+        older ones as typed, which resolves only from the folder they were started in."""
+        recorded = info.get("data")
+        return (Path(recorded) if recorded and Path(recorded).is_dir() else None), recorded
 
     def read_neighbours(self) -> IdNeighbours | None:
         """The labelled rows a run's neighbour-set decoder reads; None for a run saved without them."""

@@ -31,9 +31,11 @@ def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str
     location = np.full((len(ids), 2), np.nan, dtype=np.float32)
     irish, found = np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=bool)
     counts = {"empty": 0, "malformed": 0}
-    malformed_lines, malformed_refs, bad_ids, undecodable, sources = [], [], [], [], 0
-    for df, skipped, bad, text in iter_metadata(data_dir):
+    malformed_lines, malformed_refs, bad_ids, undecodable, sources, respelt = [], [], [], [], 0, {}
+    for df, skipped, bad, text, odd in iter_metadata(data_dir):
         sources += 1
+        if odd is not None:  # a file's chunks add up to one count per file
+            respelt[odd.source] = respelt[odd.source].plus(odd) if odd.source in respelt else odd
         malformed_lines += skipped
         bad_ids += bad
         undecodable += text
@@ -52,6 +54,7 @@ def streamed_inputs(data_dir, features: FeatureSet, ids: np.ndarray, source: str
     warnings = [f"{b}: gridimage_id is not a number" for b in bad_ids[:10]] if sources else \
         [f"{Path(data_dir)}: no metadata.csv: every title and location will be unknown"]
     warnings += [undecodable_warning(undecodable)] if undecodable else []
+    warnings += list(map(str, respelt.values()))
     for warning in warnings:
         say(f"warning: {warning}")
     known = ~np.isnan(location[:, 0])

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..embedding.features import KINDS, FeatureSet, release
+from ..fields import name_list
 from .location import fourier_features
 
 MODALITIES = ("image", "title", "location")
@@ -46,7 +47,7 @@ class FeatureSpec:
     neighbours: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "modalities", tuple(self.modalities))
+        object.__setattr__(self, "modalities", name_list("features.modalities", self.modalities, MODALITIES))
         if not self.modalities or any(m not in MODALITIES for m in self.modalities):
             raise ValueError(f"features.modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
         if tuple(m for m in MODALITIES if m in self.modalities) != self.modalities:
@@ -58,7 +59,7 @@ class FeatureSpec:
                 raise ValueError(f"features.{name} must be true or false, got {getattr(self, name)!r}")
         if self.encodes_location and ("location" not in self.modalities or self.zero_location):
             raise ValueError("features.priors and features.fourier need the location modality (and zero_location false)")
-        object.__setattr__(self, "blocks", tuple(self.blocks))
+        object.__setattr__(self, "blocks", name_list("features.blocks", self.blocks))
         kinds = [b.split("@")[0] for b in self.blocks]
         if self.blocks and (any(k not in self.modalities or k not in KINDS for k in kinds)
                             or any(m not in kinds for m in KINDS if m in self.modalities)):

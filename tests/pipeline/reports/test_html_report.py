@@ -1,7 +1,9 @@
 """report.html (where a run fails, with photos), `geocontext report`, `leaderboard --html`; the page is
 opened in a real headless Chromium."""
+import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +175,28 @@ def test_thumbnails_are_cached_and_bad_photos_give_none(tmp_path):
     assert thumbnail(tmp_path, 123, cache) == thumb  # from the cache, not the photo
     assert thumbnail(tmp_path, 124, cache) is None and thumbnail(tmp_path, 125, cache) is None
     assert sorted(p.name for p in cache.iterdir()) == ["123.jpg"]
+
+
+def test_a_run_given_a_relative_data_finds_it_from_any_folder(demo_data, demo_features, tmp_path, monkeypatch):
+    """Issue 31, item 2: run.json kept DATA as typed (`"data": "data"`), so `report --run` from another
+    folder said "no DATA folder given" though the folder was there."""
+    started = tmp_path / "started-here"
+    started.mkdir()
+    shutil.copytree(demo_data, started / "data", symlinks=True)
+    monkeypatch.chdir(started)
+    config = RunConfig(variants=[VariantConfig("linear", train=TrainConfig(head="linear", epochs=2, lr=5e-3))],
+                       decode=DecodeConfig(decoders=("0.5",)))
+    run(Path("data"), demo_features, Path("out"), config)
+    info = json.loads((started / "out" / "run.json").read_text())
+    assert info["data"] == str(started / "data") and info["data_as_given"] == "data"
+    assert info["features"] == str(demo_features.resolve())
+    monkeypatch.chdir(tmp_path)
+    (started / "out" / "report.html").unlink()
+    assert main(["report", "--run", str(started / "out")]) == 0
+    html = (started / "out" / "report.html").read_text()
+    assert "No gallery" not in html and "<figure" in html
+    info["data"] = "work/demo/data"  # a run.json from before: as typed, elsewhere
+    (started / "out" / "run.json").write_text(json.dumps(info))
+    assert main(["report", "--run", str(started / "out")]) == 0
+    assert "No gallery: the run&#x27;s DATA, work/demo/data, is not there (pass --data)" in \
+        (started / "out" / "report.html").read_text()

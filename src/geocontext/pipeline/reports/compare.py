@@ -22,7 +22,7 @@ def _run_facts(run: Path) -> dict:
     if "candidates" not in report:
         raise DataError(f"{run}: report.json has no hold-out scores (a head import made without --data/--features)")
     info = folder.read_run_info() if folder.run_json.exists() else {}
-    facts = {"run": run, "report": report, "columns": info.get("columns"), "data": info.get("data"),
+    facts = {"run": run, "report": report, "columns": info.get("columns"), "data": folder.recorded_data(info)[0],
              "f1": None, "holdout": None}
     try:
         tags = load_tags(run)
@@ -64,7 +64,7 @@ def _per_tag_f1(facts: list[dict]) -> str:
     columns = usable[0]["columns"]
     usable = [f for f in usable if f["columns"] == columns]
     data = usable[0]["data"]
-    names = read_tag_names(data) if data and Path(data).is_dir() else {c: t.name for c, t in BY_COLUMN.items()}
+    names = read_tag_names(data) if data else {c: t.name for c, t in BY_COLUMN.items()}
     f1 = np.stack([f["f1"] for f in usable])  # (runs, tags)
     best = np.where(np.isnan(f1), -1, f1).max(axis=0)
     rows = []

@@ -131,8 +131,9 @@ def build_html(run_dir, data_dir=None, per_kind: int = 8) -> str:
         raise ValueError(f"photos per tag and kind must be 0 or more, got {per_kind}")
     h = load_holdout(run_dir)
     report = folder.read_report()
-    if data_dir is None and h.info.get("data") and Path(h.info["data"]).is_dir():
-        data_dir = Path(h.info["data"])
+    recorded = None
+    if data_dir is None:
+        data_dir, recorded = folder.recorded_data(h.info)
     # A run folder holds no tags-top.csv: without DATA the kit's own tag names are used.
     tag_names = read_tag_names(data_dir if data_dir is not None else run_dir)
     names = [tag_names.get(c, c) for c in h.columns]
@@ -141,7 +142,8 @@ def build_html(run_dir, data_dir=None, per_kind: int = 8) -> str:
     if photos:
         shown = gallery(h, Path(data_dir), folder.thumbs, names, stats["f1"], per_kind)
     else:
-        where = f"{data_dir} has no train_images/ folder" if data_dir else "no DATA folder given (--data)"
+        where = (f"{data_dir} has no train_images/ folder" if data_dir else
+                 f"the run's DATA, {recorded}, is not there (pass --data)" if recorded else "no DATA folder given (--data)")
         shown = f'<p class="note">No gallery: {esc(where)}.</p>'
     bands = band_rows(report)
     sections = [("candidates", "Final choice and candidates", _candidates(report)),

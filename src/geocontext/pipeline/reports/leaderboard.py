@@ -19,14 +19,22 @@ def collect(runs) -> list[dict]:
     return sorted(rows, key=lambda r: -r["exact_match"])
 
 
+HEADER = ("run", "variant", "decoder", "exact", "macro F1", "time s")
+LEFT = 3  # run, variant and decoder are text (left-aligned); the figures after them align right
+
+
 def format_table(rows: list[dict]) -> str:
-    header = f"{'#':>3}  {'run':<28} {'variant':<28} {'decoder':<10} {'exact':>7} {'macro F1':>8} {'time s':>8}"
+    """The ranked rows as text, each column as wide as its longest cell: no name is cut."""
+    cells = [[r["run"], r["variant"], r["decoder"], f"{r['exact_match']:.4f}", f"{r['macro_f1']:.4f}",
+              f"{r['seconds']:.0f}" if r["seconds"] is not None else "-"] for r in rows]
+    widths = [max([len(h), *(len(c[j]) for c in cells)]) for j, h in enumerate(HEADER)]
+    rank = len(str(len(rows))) if rows else 1
+
+    def line(lead: str, values) -> str:
+        return lead + " ".join(f"{v:<{w}}" if j < LEFT else f"{v:>{w}}" for j, (v, w) in enumerate(zip(values, widths)))
+
+    header = line(f"{'#':>{rank}}  ", HEADER)
     lines = [header, "-" * len(header)]
-    for i, r in enumerate(rows, 1):
-        run = r["run"] if len(r["run"]) <= 28 else "..." + r["run"][-25:]
-        mark = "*" if r["final"] else " "
-        secs = f"{r['seconds']:.0f}" if r["seconds"] is not None else "-"
-        lines.append(f"{i:>3}{mark} {run:<28} {r['variant'][:28]:<28} {r['decoder']:<10} {r['exact_match']:>7.4f}"
-                     f" {r['macro_f1']:>8.4f} {secs:>8}")
+    lines += [line(f"{i:>{rank}}{'*' if r['final'] else ' '} ", c) for i, (r, c) in enumerate(zip(rows, cells), 1)]
     lines.append("* the run's final choice. Scores are cross-fitted hold-out exact match (tuned on one half, scored on the other).")
     return "\n".join(lines)
