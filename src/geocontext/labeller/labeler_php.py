@@ -77,8 +77,9 @@ class Photo:
 
 
 class LabelerPhp:
-    def __init__(self, photos=(), static_host: str = "", seed: int = 0, clock=time.time):
+    def __init__(self, photos=(), static_host: str = "", seed: int = 0, clock=time.time, sleep: float | None = None):
         self.photos = sorted(photos, key=lambda p: p.gridimage_id)
+        self.sleep = sleep  # the reply's `sleep` instead of ceil(sqrt(limit)): tests that must not wait
         self.static_host, self.rng, self.clock = static_host, random.Random(seed), clock
         self.labels: dict[tuple, dict] = {}  # (gridimage_id, model, label or a serial for null) -> the row
         self.done: dict[str, set[int]] = {}  # model -> photos with at least one row of it
@@ -106,7 +107,8 @@ class LabelerPhp:
         if not page:
             return b""
         rows = [self._row(photo, model, query) for photo in page]
-        return json.dumps({"prefix": self.static_host, "sleep": float(math.ceil(math.sqrt(limit))), "rows": rows}).encode()
+        sleep = float(math.ceil(math.sqrt(limit))) if self.sleep is None else self.sleep
+        return json.dumps({"prefix": self.static_host, "sleep": sleep, "rows": rows}).encode()
 
     def _row(self, photo: Photo, model: str, query: dict) -> dict:
         row = {"gridimage_id": str(photo.gridimage_id), "user_id": str(photo.user_id), "realname": photo.realname}

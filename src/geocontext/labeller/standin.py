@@ -60,6 +60,7 @@ class QueueStandIn:
     trickle_gap: float = 0.2
     dedupe: bool = False  # store a post once per Idempotency-Key
     table: list = field(default_factory=list)  # labeler_php.Photo rows the server hands out
+    sleep: float | None = None  # the replies' `sleep` instead of the server's ceil(sqrt(limit)) (tests that must not wait)
     json_replies: bool = False
     tls: tuple | None = None
     photo_tls: tuple | None = None
@@ -79,7 +80,7 @@ class QueueStandIn:
         self.closing = threading.Event()
         self.stored_keys: set = set()
         self.server = self.photo_server = None
-        self.php = LabelerPhp(self.table)
+        self.php = LabelerPhp(self.table, sleep=self.sleep)
 
     def __enter__(self) -> QueueStandIn:
         self.server = self._serve(0, self.tls)

@@ -260,8 +260,23 @@ def exchange(session: requests.Session, watchdog: Watchdog, method: str, url: st
                 raise TransferError(f"unusable URL: {type(exc).__name__}: {str(exc)[:200]}", "refused") from None
             if isinstance(exc, BROKEN):
                 kind = "cut" if transfer.replied else "unreachable"
-                raise TransferError(f"{type(exc).__name__}: {str(exc)[:200]}", kind) from None
+                raise TransferError(f"{type(exc).__name__}: {_root(exc)[:200]}", kind) from None
             raise
+
+
+def _root(exc: BaseException) -> str:
+    """The innermost reason a library error wraps ("Failed to establish a new connection: [Errno 111]
+    Connection refused"), not its whole chain with the pool's name and the URL twice."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "reason", None) or next((a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)),
+                                                     None) or exc.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    text = str(exc)
+    return text.split(": ", 1)[1] if text.startswith(("HTTPConnection(", "HTTPSConnection(")) else text
 
 
 def untrusted(host: str, why: str) -> str:
