@@ -9,8 +9,8 @@ import threading
 import time
 
 from labeller_fixtures import by_id, context_setup  # noqa: F401  (a fixture)
-from test_real_server import photo_table
 
+from geocontext.bench.label_fleet import queue_photos
 from geocontext.cli import main
 from geocontext.labeller.standin import QueueStandIn
 
@@ -26,7 +26,7 @@ def _until(test, seconds: float = 60.0) -> bool:
 
 def test_an_outage_of_the_photo_host_leaves_every_photo_to_the_queue(context_setup, capsys):
     setup, demo = context_setup
-    table = photo_table(demo, 6, 800)
+    table = queue_photos(demo, 6, 800)
     with QueueStandIn(photos=demo, table=table, sleep=0) as queue:
         titled = lambda: sum(q.get("title") == "1" for q in list(queue.queries))  # noqa: E731  (batches tried)
 
@@ -59,7 +59,7 @@ def test_an_outage_of_the_photo_host_leaves_every_photo_to_the_queue(context_set
 
 def test_a_photo_the_host_fails_while_serving_the_others_is_failed_on_the_third_batch(context_setup, capsys):
     setup, demo = context_setup
-    table = photo_table(demo, 4, 850)
+    table = queue_photos(demo, 4, 850)
     with QueueStandIn(photos=demo, table=table, sleep=0, photo_faults={table[1].thumb[len("/photos/"):]: "status:503"}) as queue:
         assert main(["label", "context", "--endpoint", queue.endpoint("clip"), *setup, "--limit", "2", "--loops", "3"]) == 0
     out = capsys.readouterr().out

@@ -10,6 +10,7 @@ import numpy as np
 from labeller_fixtures import FAST, b64, by_id, context_setup, types_checkpoint  # noqa: F401  (fixtures)
 
 from geocontext import __version__
+from geocontext.bench.label_fleet import queue_photos
 from geocontext.cli import main
 from geocontext.labeller.labeler_php import Photo
 from geocontext.labeller.standin import QueueStandIn
@@ -27,13 +28,6 @@ def ask(queue, query: str, source: str = "127.0.0.1", body: bytes | None = None,
 
 def ids_of(body: bytes) -> list[int]:
     return [int(r["gridimage_id"]) for r in json.loads(body)["rows"]]
-
-
-def photo_table(demo, n: int, first: int, titles=None) -> list[Photo]:
-    paths = sorted(p.relative_to(demo).as_posix() for p in (demo / "train_images").rglob("*.jpg"))[:n]
-    titles = titles or [f"Photo {k} of a church" for k in range(n)]
-    return [Photo(first + k, titles[k], f"/photos/{p}", f"/photos/{p}", embeddings=b64(np.ones(512)), distance="8")
-            for k, p in enumerate(paths)]
 
 
 def test_the_standin_answers_as_labeler_php_does(demo_data):
@@ -74,7 +68,7 @@ def test_context_worker_finishes_the_queue_with_titles_and_its_user_agent(contex
     it every title would be "": the same title vector for every photo). Item 8: the User-Agent."""
     setup, demo = context_setup
     titles = ["Church tower", "", "Harbour at dusk", "Church tower", "Mill pond"]
-    table = photo_table(demo, 5, 900, titles)
+    table = queue_photos(demo, 5, 900, titles)
     with QueueStandIn(photos=demo, table=table, sleep=0) as queue:
         assert main(["label", "context", "--endpoint", queue.endpoint("clip"), *setup, "--loops", "2",
                      "--limit", "3"]) == 0
@@ -96,7 +90,7 @@ def test_context_worker_finishes_the_queue_with_titles_and_its_user_agent(contex
 
 def test_types_worker_against_the_real_server_and_its_errors(types_checkpoint, demo_data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    with QueueStandIn(table=photo_table(demo_data, 7, 500), sleep=0) as queue:
+    with QueueStandIn(table=queue_photos(demo_data, 7, 500), sleep=0) as queue:
         base = ["label", "types", "--checkpoint", types_checkpoint, *FAST]
         assert main([*base, "--endpoint", queue.endpoint("types"), "--limit", "4", "--loops", "4"]) == 0
         assert queue.php.left("types") == []

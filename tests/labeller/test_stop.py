@@ -11,33 +11,22 @@ import time
 from pathlib import Path
 
 from labeller_fixtures import by_id, context_setup  # noqa: F401  (a fixture)
-from test_real_server import photo_table
 
+from geocontext.bench.label_fleet import SLOW_MODEL, queue_photos
 from geocontext.labeller.policy import STOP_POSTS_SECONDS
 from geocontext.labeller.queue import QueueClient, RetryPolicy, Stopper
 from geocontext.labeller.standin import QueueStandIn
 from geocontext.labeller.worker import Answer, serve
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-SECONDS_A_PHOTO = 0.15  # the slow model below: 240 photos take 36 s
-SLOW_MODEL = f"""
-import sys, time
-from geocontext.embedding.encoder import Encoder
-fast = Encoder.encode_images
-def slow(self, images):
-    time.sleep({SECONDS_A_PHOTO} * len(images))
-    return fast(self, images)
-Encoder.encode_images = slow
-from geocontext.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
+SECONDS_A_PHOTO = 0.15  # the slow model: 240 photos take 36 s
 
 
 def test_sigterm_ends_a_long_batch_within_seconds_posting_what_is_embedded(context_setup, tmp_path):
     setup, demo = context_setup
     script = tmp_path / "slow_worker.py"
-    script.write_text(SLOW_MODEL)
-    table = photo_table(demo, 240, 1000)
+    script.write_text(SLOW_MODEL.format(seconds=SECONDS_A_PHOTO))
+    table = queue_photos(demo, 240, 1000)
     with QueueStandIn(photos=demo, table=table, sleep=0) as queue:
         worker = subprocess.Popen([sys.executable, str(script), "label", "context", "--endpoint", queue.endpoint("clip"),
                                    *setup, "--limit", "240", "--batch-size", "8"], cwd=tmp_path,

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 from labeller_fixtures import FAST, by_id, context_setup, label_types, type_row, types_checkpoint  # noqa: F401
-from test_real_server import photo_table
 
+from geocontext.bench.label_fleet import queue_photos
 from geocontext.cli import main
 from geocontext.labeller.standin import QueueStandIn
 
@@ -46,7 +46,7 @@ def test_an_untrusted_photo_host_fails_no_photo_and_ca_file_trusts_it(certificat
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     setup, demo = context_setup
-    with QueueStandIn(photos=demo, table=photo_table(demo, 3, 700), photo_tls=certificate, sleep=0) as queue:
+    with QueueStandIn(photos=demo, table=queue_photos(demo, 3, 700), photo_tls=certificate, sleep=0) as queue:
         base = ["label", "context", "--endpoint", queue.endpoint("clip"), *setup, "--loops", "2"]
         assert main(base) == 2
         err = capsys.readouterr().err
@@ -55,7 +55,7 @@ def test_an_untrusted_photo_host_fails_no_photo_and_ca_file_trusts_it(certificat
         assert main([*base, "--ca-file", certificate[0]]) == 0
         assert queue.php.left("clip") == []
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", certificate[0])  # the environment's bundle reaches the photos too
-        queue.php.photos += photo_table(demo, 1, 800)
+        queue.php.photos += queue_photos(demo, 1, 800)
         assert main(base) == 0
         assert queue.php.left("clip") == []
     assert not [r for records in by_id(queue.posts).values() for r in records if r["label"] == "Failed"]

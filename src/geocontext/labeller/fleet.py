@@ -84,7 +84,7 @@ class Share:
     def describe(self, limit: int) -> str:
         if not self.placed:
             return "rows at the server's offset for this IP"
-        return (f"worker {self.index} of {self.workers}: rows from offset {self.offsets(limit)[0]}"
+        return (f"worker {self.index} of {self.workers}: rows from offset {int(self.offsets(limit)[0])}"
                 f" (then lower near the end of the queue)")
 
 

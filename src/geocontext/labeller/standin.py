@@ -66,6 +66,7 @@ class QueueStandIn:
     photo_tls: tuple | None = None
     posts: list = field(default_factory=list)  # bodies the server stored
     post_agents: list = field(default_factory=list)  # the User-Agent of each stored post
+    post_models: list = field(default_factory=list)  # and its model (the query's)
     post_attempts: int = 0
     post_keys: list = field(default_factory=list)  # (Idempotency-Key header, idempotency_key field) of each post
     queries: list = field(default_factory=list)  # each fetch's query fields
@@ -151,6 +152,7 @@ class QueueStandIn:
                 if stored and not (self.dedupe and key[0] in self.stored_keys):
                     self.posts.append(json.loads(body))
                     self.post_agents.append(headers.get("User-Agent", ""))
+                    self.post_models.append(query.get("model"))
                     self.stored_keys.add(key[0])
             item.body = json.dumps({"status": "ok"}).encode() if self.json_replies and stored else reply
         elif item.body is None:
