@@ -5,7 +5,9 @@
 #     -v $PWD/models/open_clip_pytorch_model.bin:/models/clip.bin:ro geocontext-labeller \
 #     label context --endpoint 'https://www.geograph.org.uk/_scripts/labeler.json.php?model=clip' \
 #     --run /models/run --pretrained /models/clip.bin --quick-gelu
-# `docker stop` sends SIGTERM: the worker posts the batch it holds, then exits (give it time: -t 120).
+# `docker stop` sends SIGTERM: the worker posts what it has embedded and exits within one model batch + 5 s
+# (the default -t 10 may cut a slow CPU short: give it -t 30). Several containers on one host share its IP:
+# give each `--workers N --worker-index I` (README, "Tag the archive").
 #
 # CUDA variant: start FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 (with python3 and python3-venv
 # from apt), install the same requirements (the PyPI torch wheel already carries its CUDA runtime), and

@@ -3,24 +3,18 @@ finished run with a tiny random-weight CLIP for `label context`, and a stopper t
 from __future__ import annotations
 
 import base64
-import json
 
 import numpy as np
 import pytest
 import torch
 
+from geocontext.bench.label_fleet import tiny_run
 from geocontext.cli import main
-from geocontext.decoding.select import DecodeConfig
 from geocontext.labeller.queue import Stopper
-from geocontext.pipeline.config import RunConfig
-from geocontext.pipeline.run import run
-from geocontext.training.config import TrainConfig, VariantConfig
 from geocontext.typetags.checkpoint import save_checkpoint
 from geocontext.typetags.classifier import TypeClassifier
 
 FAST = ["--retry-base", "0.01", "--retry-cap", "0.05", "--timeout", "2", "--unique-number", "5"]
-TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 32, "patch_size": 8},
-             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
 
 
 def b64(vector) -> str:
@@ -51,15 +45,8 @@ def types_checkpoint(tmp_path_factory) -> str:
 def context_setup(demo_data, tmp_path_factory):
     """(arguments of `label context` but the endpoint, the demo photo folder): a one-variant run on the
     demo photos embedded by a tiny random-weight CLIP, the worker's own encoder (another is refused)."""
-    work = tmp_path_factory.mktemp("label-faults")
-    (work / "tiny.json").write_text(json.dumps(TINY_CLIP))
-    encoder = ["--model", str(work / "tiny.json"), "--random-weights", "--device", "cpu", "--precision", "fp32"]
-    assert main(["embed", "--data", str(demo_data), "--out", str(work / "features"), "--workers", "0",
-                 "--accept-missing", *encoder]) == 0
-    config = RunConfig(variants=[VariantConfig("linear", train=TrainConfig(head="linear", epochs=2, lr=5e-2))],
-                       decode=DecodeConfig(global_trials=4, per_tag_trials=4, label_sets=50))
-    run(demo_data, work / "features", work / "run", config, accept_missing=True)
-    return ["--run", str(work / "run"), *encoder, "--threshold", "0", *FAST], demo_data
+    run_dir, encoder = tiny_run(tmp_path_factory.mktemp("label-faults"), demo_data)
+    return ["--run", str(run_dir), *encoder, "--threshold", "0", *FAST], demo_data
 
 
 def label_types(queue, checkpoint, *extra) -> int:

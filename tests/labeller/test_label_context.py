@@ -119,7 +119,7 @@ def test_without_grid_references_the_location_is_unknown_as_in_predict(setup, de
     names = read_tag_names(demo_data)
     columns = list(pd.read_csv(tmp_path / "s.csv.zip").columns[1:])
     got = {}
-    vectors, labels = queue.posts  # embeddings are posted before labels
+    labels, vectors = queue.posts  # labels are posted before embeddings
     for r in labels:
         got.setdefault(r["image_id"], {})[r["label"]] = r["score"]
     scores = np.array([[got[int(i)][names[c]] for c in columns] for i in ids])

@@ -8,6 +8,7 @@ import json
 from labeller_fixtures import RecordingStopper, by_id, label_types, type_row, types_checkpoint  # noqa: F401
 
 from geocontext.labeller.queue import QueueClient, RetryPolicy
+from geocontext.labeller.labeler_php import FOREACH_WARNING
 from geocontext.labeller.standin import QueueStandIn, Script
 from geocontext.labeller.worker import Answer, serve
 
@@ -29,7 +30,29 @@ def test_a_post_counts_only_when_the_reply_says_it_was_stored(types_checkpoint, 
         assert label_types(queue, types_checkpoint, "--loops", "1") == 0
     assert queue.post_attempts == 6 and len(queue.posts) == 1
     out = capsys.readouterr().out
-    assert "database busy" in out and "reply is not JSON" in out and "2 photos labelled" in out
+    assert "database busy" in out and "neither one '<id>: <n>' line per record nor JSON" in out
+    assert "2 photos labelled" in out
+
+
+def test_the_real_servers_lines_are_a_stored_post_and_nothing_less(tmp_path, monkeypatch, capsys):
+    """Issue 29 item 1: Geograph's server answers a stored post with one `<id>: <n>` line per record (the
+    stand-in's own reply, the last one here); a PHP warning, fewer lines, another id or a count of 0 is
+    not a stored post."""
+    monkeypatch.chdir(tmp_path)
+    refusals = [Script(body=FOREACH_WARNING), Script(body=b"1: 1\n"), Script(body=b"1: 1\n7: 1\n"),
+                Script(body=b"1: 1\n2: 0\n")]
+    answer = lambda reply, rows: Answer([[{"image_id": r["gridimage_id"], "label": "None", "score": 0}  # noqa: E731
+                                          for r in rows]])
+    with QueueStandIn([{"rows": [{"gridimage_id": 1}, {"gridimage_id": 2}]}], post_statuses=refusals) as queue:
+        client = QueueClient(queue.endpoint("types"), 1, RetryPolicy(0.01, 0.01, 2.0), RecordingStopper())
+        totals = serve(client, answer, limit=5, loops=1)
+    assert queue.post_attempts == 5 and queue.posts == [[{"image_id": i, "label": "None", "score": 0} for i in (1, 2)]]
+    assert totals["photos"] == 2 and totals["unsent"] == 0
+    out = capsys.readouterr().out
+    for why in ("neither one '<id>: <n>' line per record nor JSON ('<br />", "1 '<id>: <n>' lines for 2 records",
+                "line 2 is '7: 1', expected image 2", "line 2 is '2: 0': the record was not stored"):
+        assert why in out, why
+    assert not list(tmp_path.glob("label-unsent-*.json"))
 
 
 def test_a_post_never_accepted_is_saved_and_its_photos_are_labelled_again(types_checkpoint, tmp_path, monkeypatch, capsys):

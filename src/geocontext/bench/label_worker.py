@@ -1,10 +1,13 @@
 """Photos/s of one `label context` worker: ViT-B-32 (random weights: the same arithmetic as real ones)
 against the loopback queue stand-in serving 640x480 JPEGs, with a run's default variants.
 
-    python -m geocontext.bench.label_worker [--cache bench-cache] [--photos 500] [--limit 250]
+    python -m geocontext.bench.label_worker [--cache bench-cache] [--photos 500] [--limit 250] [--busy N]
 
 Everything a real worker does is timed: the queue round trips, concurrent photo downloads, JPEG
-decoding and preprocessing, image and title embedding, the run's variants and decoder, the posts."""
+decoding and preprocessing, image and title embedding, the run's variants and decoder, the posts.
+The replies carry the titles (no title=1 request) and no `sleep`: the worker's own speed, not the
+server's pace. --busy N runs N busy processes (`python -c 'while True: pass'`) beside the timed part:
+a load others can reproduce; the load average is printed either way."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +15,7 @@ import contextlib
 import io
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,7 +45,7 @@ def photos(folder: Path, n: int, seed: int = 0) -> list[dict]:
 
 
 def measure(cache: Path, n: int = 500, limit: int = 250, model: str = "ViT-B-32", precision: str = "auto",
-            n_train: int = 20_000) -> dict:
+            n_train: int = 20_000, busy: int = 0) -> dict:
     from ..embedding.encoder import EncoderConfig, load_encoder
     from ..embedding.embed import EmbedConfig
     from ..labeller.context import ContextWorker
@@ -64,16 +68,22 @@ def measure(cache: Path, n: int = 500, limit: int = 250, model: str = "ViT-B-32"
         log = io.StringIO()
         with contextlib.redirect_stdout(log):
             serve(client, worker, limit, loops=1)  # warm-up: first calls allocate and pick kernels
-            load = [os.getloadavg()[0]]  # other jobs on the machine: the figure means little without it
-            start = time.perf_counter()
-            serve(client, worker, limit, loops=len(replies) - 1)
-            wall = time.perf_counter() - start
-            load.append(os.getloadavg()[0])
+            burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+            try:
+                load = [os.getloadavg()[0]]  # other jobs on the machine: the figure means little without it
+                start = time.perf_counter()
+                serve(client, worker, limit, loops=len(replies) - 1)
+                wall = time.perf_counter() - start
+                load.append(os.getloadavg()[0])
+            finally:
+                for burner in burners:
+                    burner.kill()
+                    burner.wait()
         posted = sum(1 for body in queue.posts for r in body if "label" in r and r["label"] != "Failed")
     lines = [l for l in log.getvalue().splitlines() if "batch" in l and "photos/s" in l][1:]
     return {"photos": n, "limit": limit, "batch_size": batch, "encoder": encoder.name, "precision": encoder.precision,
             "device": str(encoder.device), "wall_s": wall, "photos_per_s": n / wall, "records_posted": posted,
-            "batch_lines": lines, "load_average": load, "cpus": os.cpu_count()}
+            "batch_lines": lines, "load_average": load, "cpus": os.cpu_count(), "busy": busy}
 
 
 def section(r: dict) -> list[str]:
@@ -91,8 +101,9 @@ def _load_line(r: dict) -> list[str]:
     if not r.get("load_average"):
         return []
     start, end = r["load_average"]
+    beside = f" with {r['busy']} busy processes beside the worker" if r.get("busy") else ""
     return [f"The machine's 1-minute load average was {start:.1f} at the start and {end:.1f} at the end, on"
-            f" {r['cpus']} CPUs.", ""]
+            f" {r['cpus']} CPUs{beside}.", ""]
 
 
 def main(argv=None) -> int:
@@ -101,9 +112,10 @@ def main(argv=None) -> int:
     parser.add_argument("--photos", type=int, default=500)
     parser.add_argument("--limit", type=int, default=250)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--busy", type=int, default=0, help="busy processes beside the timed part (a reproducible load)")
     args = parser.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
-    result = measure(args.cache, args.photos, args.limit, precision=args.precision)
+    result = measure(args.cache, args.photos, args.limit, precision=args.precision, busy=args.busy)
     (args.cache / "labeller.json").write_text(json.dumps(result, indent=2))
     say("\n".join(section(result)))
     return 0

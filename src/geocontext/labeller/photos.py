@@ -5,7 +5,14 @@ point the workers anywhere: file:// paths, the cloud's metadata address, a servi
 network. So only http(s) is fetched, from the endpoint's host or the hosts the operator lists
 (--allow-photo-host), following at most MAX_REDIRECTS redirects, each judged the same way; and a
 loopback, private or link-local address is connected to only when the endpoint itself is on one (a
-local queue, like the tests' stand-in)."""
+local queue, like the tests' stand-in). The host judged is the host connected to: a URL that parsers
+could read differently (a backslash, userinfo, a percent-encoded host, control characters) is refused.
+
+Each download ends in one of: the bytes; STOPPED (left for the queue); PHOTO, a fault of that photo (a
+4xx, over the cap, a body too slow or cut after the attempts, a redirect loop or a redirect the rules
+refuse: answered "Failed"); HOST, a fault of the host (refused, reset, timeout, TLS, 5xx: the photo is
+left for the queue); FATAL, one the operator must fix (the queue's photo URL is not allowed, the
+certificate is not trusted: the worker stops)."""
 from __future__ import annotations
 
 import ipaddress
@@ -13,14 +20,19 @@ import random
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+from urllib3.util import parse_url
+
 from .credentials import masked_url
-from .transfer import RETRY_STATUS, TransferError, Watchdog, exchange, watched_session
+from .transfer import RETRY_STATUS, TransferError, Watchdog, exchange, untrusted, watched_session
 
 MAX_REDIRECTS = 5
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-STOPPED = "stopped: left for the queue"  # the reason of a photo the worker did not get to; it is not answered
+STOPPED, PHOTO, HOST, FATAL = "stopped", "photo", "host", "fatal"  # how a download can end (module docstring)
+RETRIED = frozenset({"unreachable", "unavailable", "cut"})  # tried again within the photo's attempts and deadline
+OF_HOST = frozenset({"unreachable", "unavailable"})
 
 
 def public(address: str) -> bool:
@@ -60,15 +72,22 @@ class PhotoHosts:
 
     def refusal(self, url: str) -> str:
         """"" when `url` may be fetched, else why not."""
+        shown = masked_url(url)[:200]
         try:
             parts = urlsplit(url)
             host = (parts.hostname or "").lower()
-        except ValueError:  # e.g. an unclosed [IPv6 bracket
-            return f"unusable URL: {masked_url(url)[:200]!r}"
-        if parts.scheme.lower() not in ("http", "https"):
-            return f"not an http(s) URL: {masked_url(url)[:200]!r}"
+            connected = parse_url(url)  # how requests (urllib3) reads it: the host it connects to
+        except ValueError:  # e.g. an unclosed [IPv6 bracket, a control character in the host
+            return f"unusable URL: {shown!r}"
+        if parts.scheme.lower() not in ("http", "https") or (connected.scheme or "").lower() != parts.scheme.lower():
+            return f"not an http(s) URL: {shown!r}"
+        ambiguous = _ambiguity(url, parts.netloc)
+        if ambiguous:
+            return f"refused: the URL {ambiguous}, which URL parsers read differently: {shown!r}"
+        if host != (connected.host or "").lower().strip("[]"):
+            return f"refused: parsers disagree on the host of {shown!r} ({host} or {connected.host})"
         if not host:
-            return f"no host in {masked_url(url)[:200]!r}"
+            return f"no host in {shown!r}"
         if host in self.names or any(host.endswith(d) or host == d[1:] for d in self.domains):
             return ""
         return (f"host {host} is not the endpoint's host ({self.endpoint_host}); to fetch photos from it, add"
@@ -88,47 +107,80 @@ class PhotoHosts:
         return self._local_endpoint
 
 
-class PhotoFetcher:
-    """get(url) -> (bytes, "") or (None, why): at most `attempts` tries within `deadline` seconds in all."""
+def _ambiguity(url: str, netloc: str) -> str:
+    """What in `url` parsers could read differently ("" if nothing): urlsplit takes the host after the
+    last "@" and keeps a backslash or "%2e" in it; urllib3 ends the host at a backslash and decodes it."""
+    if "\\" in url:
+        return "holds a backslash"
+    if any(ord(c) < 33 or ord(c) == 127 for c in url):
+        return "holds a space or control character"
+    if "@" in netloc:
+        return "carries userinfo (name@)"
+    if "%" in netloc:
+        return "has a percent-encoded host"
+    if not netloc.isascii():
+        return "has a host that is not ASCII"
+    return ""
 
-    def __init__(self, hosts: PhotoHosts, watchdog: Watchdog, policy, stopper, rng: random.Random):
+
+@dataclass(frozen=True)
+class Download:
+    data: bytes | None
+    why: str = ""
+    fault: str = ""  # "" (data holds the photo), STOPPED, PHOTO, HOST or FATAL: see the module docstring
+
+
+class PhotoFetcher:
+    """get(url) -> a Download: at most `attempts` tries within `deadline` seconds in all."""
+
+    def __init__(self, hosts: PhotoHosts, watchdog: Watchdog, policy, stopper, rng: random.Random,
+                 ca_file: str | None = None):
         self.hosts, self.watchdog, self.policy, self.stopper, self.rng = hosts, watchdog, policy, stopper, rng
         # no proxy, .netrc or other settings from the environment: they would send the operator's
         # credentials to photo hosts, and a proxy would hide the address the rule judges
-        self.session = watched_session(watchdog, trust_env=False)
+        self.session = watched_session(watchdog, trust_env=False, ca_file=ca_file)
         self.retries, self.lock = 0, threading.Lock()
 
-    def get(self, url: str) -> tuple[bytes | None, str]:
+    def get(self, url: str) -> Download:
         if self.stopper.stopped:
-            return None, STOPPED
+            return Download(None, "stopped: left for the queue", STOPPED)
         policy = self.policy
         deadline = time.monotonic() + policy.photo_deadline
         failures = 0
         while True:
             try:
-                return self._follow(url, deadline), ""
+                return Download(self._follow(url, deadline))
             except TransferError as exc:
                 if exc.kind == "stopped":
-                    return None, STOPPED
+                    return Download(None, "stopped: left for the queue", STOPPED)
+                if exc.kind == "certificate":
+                    return Download(None, untrusted(f"photo host {_host(url)}", exc.why), FATAL)
                 failures += 1
-                if exc.kind != "broken" or failures >= policy.photo_attempts:
-                    return None, exc.why if failures == 1 else f"{exc.why} (after {failures} attempts)"
+                why = exc.why if failures == 1 else f"{exc.why} (after {failures} attempts)"
+                if exc.kind not in RETRIED or failures >= policy.photo_attempts:
+                    return Download(None, why, _fault(exc.kind))
                 wait = policy.delay(failures - 1, self.rng)
                 if time.monotonic() + wait >= deadline:
-                    return None, f"{exc.why} (no time left for attempt {failures + 1})"
+                    return Download(None, f"{exc.why} (no time left for attempt {failures + 1})", _fault(exc.kind))
             with self.lock:
                 self.retries += 1
             if self.stopper.wait(wait):
-                return None, STOPPED
+                return Download(None, "stopped: left for the queue", STOPPED)
 
     def _follow(self, url: str, deadline: float) -> bytes:
         """The photo's bytes, redirects followed (each hop judged); raises TransferError."""
-        for _ in range(MAX_REDIRECTS + 1):
-            why = self.hosts.refusal(url)
-            if why:
-                raise TransferError(why, "refused")
-            reply = exchange(self.session, self.watchdog, "GET", url, deadline=deadline, cap=self.policy.photo_max_bytes,
-                             timeout=self.policy.timeout, stoppable=True, address_ok=self.hosts.address_ok)
+        for hop in range(MAX_REDIRECTS + 1):
+            try:
+                why = self.hosts.refusal(url)
+                if why:
+                    raise TransferError(why, "not allowed")
+                reply = exchange(self.session, self.watchdog, "GET", url, deadline=deadline,
+                                 cap=self.policy.photo_max_bytes, timeout=self.policy.timeout, stoppable=True,
+                                 address_ok=self.hosts.address_ok)
+            except TransferError as exc:  # the queue's own URL refused: the operator's matter; a redirect: that photo's
+                if exc.kind == "not allowed" and hop:
+                    raise TransferError(exc.why, "refused") from None
+                raise
             location = reply.headers.get("Location")
             if reply.status in REDIRECTS and location:
                 try:
@@ -137,8 +189,21 @@ class PhotoFetcher:
                     raise TransferError(f"unusable redirect: {masked_url(location)[:200]!r}", "refused") from None
                 continue
             if reply.status >= 500 or reply.status in RETRY_STATUS:
-                raise TransferError(f"HTTP {reply.status}", "broken")
+                raise TransferError(f"HTTP {reply.status}", "unavailable")
             if not 200 <= reply.status < 300:
                 raise TransferError(f"HTTP {reply.status}", "status")
             return reply.content
         raise TransferError(f"more than {MAX_REDIRECTS} redirects", "refused")
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or "?"
+    except ValueError:
+        return "?"
+
+
+def _fault(kind: str) -> str:
+    if kind in OF_HOST:
+        return HOST
+    return FATAL if kind in ("certificate", "not allowed") else PHOTO

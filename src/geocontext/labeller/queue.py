@@ -2,121 +2,54 @@
 
 requests (already a dependency of kaggle) makes the connections; transfer.py bounds every exchange (a
 total deadline, a size cap, a stop). The retry policy is ours, because the protocol's rules (a reply's
-`sleep` replaces the backoff; a post counts only once the server says it took it; a signal stops between
-batches) are not a library's generic ones.
-
-An accepted post reply: a 2xx whose body is a JSON object with no `error` (or an empty one: null, false,
-""), and, where the server sends them, `"ok": true` and `"status": "ok"`. Anything else (an HTML page,
-`{"error": "database busy"}`, a cut connection) is a failed post: retried with backoff, then saved."""
+`sleep` replaces the backoff; a post counts only once the server says it took it, replies.py; a signal
+stops between batches) are not a library's generic ones. A post not accepted is retried with backoff,
+then saved; a certificate the worker does not trust, a 4xx, or an error the server reports that a retry
+cannot fix (`{"error": "No model"}`) stops the worker (exit 2), the records saved."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import random
-import signal
-import socket
+import re
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..console import say
 from ..errors import DataError
 from .credentials import Secrets, masked_url
-from .photos import PhotoFetcher, PhotoHosts
-from .transfer import RETRY_STATUS, Reply, TransferError, Watchdog, exchange, watched_session
+from .fleet import SLOTS, instance_id, unique_number  # noqa: F401  (the slot: part of the client's interface)
+from .photos import Download, PhotoFetcher, PhotoHosts
+from .policy import STOP_POSTS_SECONDS, RetryPolicy, Stopper  # noqa: F401
+from .replies import ServerError, fetched, refusal, server_error
+from .transfer import RETRY_STATUS, Reply, TransferError, Watchdog, exchange, untrusted, watched_session
 
-SLOTS = 32  # unique_number is 0..31
 IDEMPOTENCY_HEADER = "Idempotency-Key"  # sent with each post, and as the POST URL's query field below
 IDEMPOTENCY_FIELD = "idempotency_key"
 
 
 class QueueError(DataError):
-    """The queue refused a request in a way a retry cannot fix (a 4xx, a reply that is not JSON)."""
+    """The queue refused a request in a way a retry cannot fix (a 4xx, an untrusted certificate, an error
+    the server reports as permanent)."""
 
 
-class Stopper:
-    """Set by SIGINT/SIGTERM: downloads in flight end (the watchdog shuts them), the photos already in hand
-    are labelled and posted, then the worker stops. A second signal stops at once (KeyboardInterrupt)."""
+def user_agent(verb: str, **facts) -> str:
+    """`geocontext/VERSION (label context; run=...; ...)`: Geograph stores it with every label, so it names
+    the kit, its version and what made the labels (never a secret: only names and digests)."""
+    from .. import __version__
 
-    def __init__(self):
-        self.event = threading.Event()
-        self._previous = {}
-
-    def install(self) -> Stopper:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def uninstall(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-
-    def _handle(self, signum, frame) -> None:
-        say(f"{signal.Signals(signum).name}: stopping the downloads in flight, posting what is done, then stopping"
-            " (the rest is left for the queue); signal again to stop at once")
-        signal.signal(signum, signal.default_int_handler)
-        self.event.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self.event.is_set()
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep `seconds` or until stopped; True when stopped."""
-        return self.event.wait(max(0.0, seconds))
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to wait and how much to take: backoff, per-read timeout, deadlines and size caps."""
-
-    base: float = 1.0  # first wait, seconds, doubled on each failure in a row; also the least wait between empty replies
-    cap: float = 120.0  # longest wait
-    timeout: float = 60.0  # seconds to connect, and for each read of a reply; a queue request gets 5x this in all
-    photo_attempts: int = 3  # a photo still unreachable after these counts as Failed
-    photo_deadline: float = 30.0  # seconds for one photo in all (its attempts and redirects included)
-    photo_max_bytes: int = 20 * 2**20  # a photo larger than this counts as Failed
-    post_attempts: int = 8  # a post not accepted after these is saved to a file (the queue serves its photos again)
-    reply_max_bytes: int = 64 * 2**20  # a queue reply larger than this is retried like a cut one
-
-    @property
-    def reply_deadline(self) -> float:
-        return 5 * self.timeout
-
-    def delay(self, failures: int, rng: random.Random) -> float:
-        """Exponential backoff with jitter, so workers that failed together do not retry together."""
-        return min(self.cap, self.base * 2 ** min(failures, 30)) * rng.uniform(0.5, 1.0)
-
-
-def instance_id(env=os.environ) -> str:
-    """A name that stays the same while this worker's container lives, as the published workers choose it."""
-    for key, kind in (("KUBERNETES_POD_UID", "k8s-uid"), ("KUBERNETES_POD_NAME", "k8s-pod"),
-                      ("COLAB_NOTEBOOK_ID", "colab"), ("JPY_SESSION_NAME", "jupyter")):
-        if env.get(key):
-            return f"{kind}-{env[key]}"
-    host = socket.gethostname()
-    if host:
-        is_id = len(host) == 12 and all(c in "0123456789abcdef" for c in host.lower())
-        return f"docker-{'id' if is_id else 'name'}-{host}"
-    return f"random-{random.getrandbits(64):016x}"
-
-
-def unique_number(identity: str | None = None) -> int:
-    """The worker's slot 0..31: SHA-256 of the stable instance id, modulo 32."""
-    identity = instance_id() if identity is None else identity
-    return int(hashlib.sha256(identity.encode()).hexdigest(), 16) % SLOTS
+    shown = "".join(f"; {k}={re.sub(r'[^A-Za-z0-9._+/-]', '_', str(v))[:80]}" for k, v in facts.items())
+    return f"geocontext/{__version__} ({verb}{shown})"
 
 
 def with_query(url: str, **fields) -> str:
-    """`url` with `fields` added to its query (the endpoint's own fields, e.g. model=clip, are kept)."""
+    """`url` with `fields` added to its query (the endpoint's own fields, e.g. model=clip, are kept; a
+    field given as None is left out)."""
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in fields]
-    query += [(k, str(v)) for k, v in fields.items()]
+    query += [(k, str(v)) for k, v in fields.items() if v is not None]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -128,25 +61,6 @@ class _Stopped(Exception):
     """The worker was asked to stop while this request was in flight."""
 
 
-def refusal(reply: Reply) -> str:
-    """"" when a post's reply says the server took the records (the rule in this module's docstring), else why not."""
-    if not 200 <= reply.status < 300:
-        return f"HTTP {reply.status}"
-    try:
-        data = json.loads(reply.content)
-    except ValueError:
-        return f"reply is not JSON ({reply.text(80)!r})"
-    if not isinstance(data, dict):
-        return f"reply is a JSON {type(data).__name__}, not an object ({reply.text(80)!r})"
-    if data.get("error"):
-        return f"the server says error: {str(data['error'])[:200]!r}"
-    if "ok" in data and data["ok"] is not True:
-        return f"the server says ok: {data['ok']!r}"
-    if "status" in data and str(data["status"]).lower() != "ok":
-        return f"the server says status: {str(data['status'])[:80]!r}"
-    return ""
-
-
 def idempotency_key(body: bytes) -> str:
     """The same records give the same key: a post resent after a timeout, or after a restart that labelled
     the same photos identically, can be recognised by the server and stored once."""
@@ -155,7 +69,7 @@ def idempotency_key(body: bytes) -> str:
 
 class QueueClient:
     def __init__(self, endpoint: str, slot: int, policy: RetryPolicy = RetryPolicy(), stopper: Stopper | None = None,
-                 seed: int | None = None, headers: dict | None = None, allow_photo_hosts=()):
+                 seed: int | None = None, headers: dict | None = None, allow_photo_hosts=(), ca_file: str | None = None):
         if urlsplit(endpoint).scheme not in ("http", "https") or not urlsplit(endpoint).hostname:
             raise ValueError(f"--endpoint must be an http(s) URL, got {masked_url(endpoint)!r}")
         if not 0 <= slot < SLOTS:
@@ -167,12 +81,24 @@ class QueueClient:
         self.shown = masked_url(endpoint)  # the endpoint as log lines show it
         self.secrets = Secrets.of(endpoint, headers or {})
         self.stopper = stopper or Stopper()
-        self.watchdog = Watchdog(self.stopper.event)
-        self.session = watched_session(self.watchdog)
+        self.watchdog = Watchdog(self.stopper.event, lambda: self.stopper.since, STOP_POSTS_SECONDS)
+        self.session = watched_session(self.watchdog, ca_file=ca_file)
         self.session.headers.update(headers or {})  # the queue's credentials: this session only, not the photos'
         self.rng = random.Random(seed)
-        self.photos = PhotoFetcher(PhotoHosts(endpoint, allow_photo_hosts), self.watchdog, policy, self.stopper, self.rng)
+        # the photo session does not read the environment (see PhotoFetcher), but a CA bundle named there is trust only
+        photo_ca = ca_file or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+        self.photos = PhotoFetcher(PhotoHosts(endpoint, allow_photo_hosts), self.watchdog, policy, self.stopper, self.rng,
+                                   photo_ca)
         self._retries = 0
+
+    @property
+    def agent(self) -> str:
+        return self.session.headers["User-Agent"]
+
+    @agent.setter
+    def agent(self, text: str) -> None:
+        """The User-Agent of queue and photo requests (Geograph stores the queue's with every label)."""
+        self.session.headers["User-Agent"] = self.photos.session.headers["User-Agent"] = text
 
     @property
     def retries(self) -> int:
@@ -183,22 +109,45 @@ class QueueClient:
         """A log line, secrets masked."""
         say(self.secrets.scrub(message))
 
-    def _request(self, method: str, url: str, stoppable: bool, **kwargs) -> Reply:
+    def _request(self, method: str, url: str, stoppable: bool, seconds: float | None = None, **kwargs) -> Reply:
         try:
             policy = self.policy
-            reply = exchange(self.session, self.watchdog, method, url, deadline=time.monotonic() + policy.reply_deadline,
+            seconds = policy.reply_deadline if seconds is None else min(seconds, policy.reply_deadline)
+            reply = exchange(self.session, self.watchdog, method, url, deadline=time.monotonic() + seconds,
                              cap=policy.reply_max_bytes, timeout=policy.timeout, stoppable=stoppable, **kwargs)
         except TransferError as exc:
             if exc.kind == "stopped":
                 raise _Stopped from None
+            if exc.kind == "certificate":
+                raise QueueError(self.secrets.scrub(untrusted(urlsplit(url).hostname or self.shown, exc.why))) from None
             raise _Transient(exc.why) from None
         if reply.status >= 500 or reply.status in RETRY_STATUS:
             raise _Transient(f"HTTP {reply.status}")
         return reply
 
-    def _retrying(self, what: str, call, stop_early: bool, attempts: int | None = None):
-        """call() until it does not raise _Transient. None when stopped (only if `stop_early`: a post in
-        hand is finished, and only a second signal interrupts its waits) or after `attempts` failures."""
+    def _refused(self, reply: Reply, what: str) -> str:
+        where = f"; it redirects to {masked_url(reply.headers.get('Location', '?'))}" if 300 <= reply.status < 400 else ""
+        return self.secrets.scrub(f"{self.shown}: HTTP {reply.status} on {what} ({reply.text()!r}){where}")
+
+    def fetch(self, limit: int, **fields) -> dict | None:
+        """The next batch (the reply's JSON object; {} for an empty reply: nothing to label now); None when
+        stopped while waiting for the server."""
+        url = with_query(self.endpoint, limit=limit, unique_number=self.slot, **fields)
+
+        def call():
+            reply = self._request("GET", url, stoppable=True)
+            if reply.status >= 300:  # a wrong or unauthorised endpoint: retrying cannot fix it
+                raise QueueError(self._refused(reply, "fetch"))
+            try:
+                data = fetched(reply.content)
+            except ServerError as error:
+                if error.permanent:
+                    raise QueueError(self.secrets.scrub(f"{self.shown}: fetch: {error}")) from None
+                raise _Transient(str(error)) from None
+            if isinstance(data, str):
+                raise _Transient(data)
+            return data
+
         failures = 0
         while True:
             try:
@@ -208,63 +157,59 @@ class QueueClient:
             except _Transient as exc:
                 failures += 1
                 self._retries += 1
-                if attempts is not None and failures >= attempts:
-                    self.say(f"{what}: {exc}; giving up after {failures} attempts")
-                    return None
                 wait = self.policy.delay(failures - 1, self.rng)
-                self.say(f"{what}: {exc}; retry {failures} in {wait:.1f} s")
-                if not stop_early:
-                    time.sleep(wait)
-                elif self.stopper.wait(wait):
+                self.say(f"fetch: {exc}; retry {failures} in {wait:.1f} s")
+                if self.stopper.wait(wait):
                     return None
-
-    def _refused(self, reply: Reply, what: str) -> str:
-        where = f"; it redirects to {masked_url(reply.headers.get('Location', '?'))}" if 300 <= reply.status < 400 else ""
-        return self.secrets.scrub(f"{self.shown}: HTTP {reply.status} on {what} ({reply.text()!r}){where}")
-
-    def fetch(self, limit: int, **fields) -> dict | None:
-        """The next batch (the reply's JSON object); None when stopped while waiting for the server."""
-        url = with_query(self.endpoint, limit=limit, unique_number=self.slot, **fields)
-
-        def call():
-            reply = self._request("GET", url, stoppable=True)
-            if reply.status >= 300:  # a wrong or unauthorised endpoint: retrying cannot fix it
-                raise QueueError(self._refused(reply, "fetch"))
-            if not reply.content.strip():
-                return {}  # an empty reply: nothing to do now
-            try:
-                data = json.loads(reply.content)
-            except ValueError:
-                raise _Transient(f"reply is not JSON ({reply.text(80)!r})") from None
-            if not isinstance(data, dict):
-                raise _Transient(f"reply is a JSON {type(data).__name__}, expected an object with rows")
-            return data
-
-        return self._retrying("fetch", call, stop_early=True)
 
     def post(self, records: list[dict]) -> bool:
-        """True once the server accepted `records`. A reply that is not an accepted one is retried with
-        backoff; after policy.post_attempts the records are saved in a file and False returned. A 4xx
-        cannot be fixed by retrying: the records are saved and QueueError names the file."""
+        """True once the server accepted `records` (replies.py). A reply that is not an accepted one is
+        retried with backoff; after policy.post_attempts, or STOP_POSTS_SECONDS after a stop, the records
+        are saved in a file and False returned. A 4xx, or an error the server reports as permanent, cannot
+        be fixed by retrying: the records are saved and QueueError names the file."""
         body = json.dumps(records).encode()
         key = idempotency_key(body)
         url = with_query(self.endpoint, **{IDEMPOTENCY_FIELD: key})
         headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: key}
         what = f"post of {len(records)} records"
 
-        def call():
-            reply = self._request("POST", url, stoppable=False, data=body, headers=headers)
+        def call(seconds: float | None) -> bool:
+            reply = self._request("POST", url, stoppable=False, seconds=seconds, data=body, headers=headers)
             if 400 <= reply.status < 500:
                 raise QueueError(f"{self._refused(reply, 'post')}; the {len(records)} records are saved in"
                                  f" {spool(body, key)}")
-            why = refusal(reply)
+            error = server_error(reply.content) if reply.status < 300 else None
+            if error is not None and error.permanent:
+                raise QueueError(self.secrets.scrub(f"{self.shown}: post: {error}; the {len(records)} records are"
+                                                    f" saved in {spool(body, key)}"))
+            why = refusal(reply, records)
             if why:
                 raise _Transient(f"not accepted: {why}")
             return True
 
+        failures = 0
         try:
-            if self._retrying(what, call, stop_early=False, attempts=self.policy.post_attempts):
-                return True
+            while failures < self.policy.post_attempts:
+                left = self.stopper.posting_left()
+                if left is not None and left <= 0:
+                    self.say(f"{what}: not accepted within {STOP_POSTS_SECONDS:g} s of the stop: saved in"
+                             f" {spool(body, key)}; the queue will serve these photos again")
+                    return False
+                try:
+                    return call(left)
+                except _Transient as exc:
+                    failures += 1
+                    self._retries += 1
+                    if failures >= self.policy.post_attempts:
+                        self.say(f"{what}: {exc}; giving up after {failures} attempts")
+                        break
+                    wait = self.policy.delay(failures - 1, self.rng)
+                    self.say(f"{what}: {exc}; retry {failures} in {wait:.1f} s")
+                    left = self.stopper.posting_left()
+                    if left is None:
+                        self.stopper.wait(wait)  # a stop ends the wait: the post then has what is left of its time
+                    else:
+                        time.sleep(max(0.0, min(wait, left)))
         except KeyboardInterrupt:
             self.say(f"stopped during a post: its {len(records)} records are saved in {spool(body, key)}")
             raise
@@ -276,8 +221,8 @@ class QueueClient:
         body = json.dumps(records).encode()
         self.say(f"{len(records)} records not posted ({why}): saved in {spool(body, idempotency_key(body))}")
 
-    def download(self, url: str) -> tuple[bytes | None, str]:
-        """(photo bytes, "") or (None, why); why is photos.STOPPED when the worker was asked to stop."""
+    def download(self, url: str) -> Download:
+        """The photo at `url`, or why not and whose fault (photos.Download)."""
         return self.photos.get(url)
 
 

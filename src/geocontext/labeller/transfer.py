@@ -6,11 +6,16 @@ it, and a read blocked in the socket does not see a signal. So a watchdog thread
 an exchange whose deadline passed, or that the worker wants stopped; the blocked read returns at once,
 in any phase (headers or body), and the exchange says why. The sockets are found by hooking urllib3's
 connection class (the only place a socket is made), mounted through a requests adapter. Not covered:
-a DNS lookup and a TLS handshake, which only the per-read timeout bounds."""
+a DNS lookup and a TLS handshake, which only the per-read timeout bounds.
+
+An exchange that fails says in which phase: "unreachable" before any reply (refused, reset, a name
+that does not resolve, a timeout, a TLS failure), "cut" once the reply had begun, "certificate" when
+the server's certificate is not trusted (retrying cannot fix that: pass --ca-file)."""
 from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 import threading
 import time
 from contextlib import contextmanager
@@ -30,9 +35,11 @@ BROKEN = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.H
 
 
 class TransferError(Exception):
-    """An exchange that gave no usable reply. `kind`: "stopped", "deadline", "refused" (a rule said no),
-    "size" (over the cap), "status" (an HTTP status that retrying cannot fix), "broken" (connection,
-    timeout, a cut body, a 5xx: worth retrying)."""
+    """An exchange that gave no usable reply. `kind`: "stopped"; "unreachable" (no reply: refused, reset,
+    timeout, TLS, no reply by the deadline); "cut" (the reply broke off); "deadline" (the reply came but
+    not all of it in time); "certificate" (not trusted); "refused" (a rule said no), "not allowed" (the
+    host, scheme or address is not one the worker may fetch from); "size" (over the cap); "status" (an
+    HTTP status that retrying cannot fix); "unavailable" (a 5xx or 408/425/429: come back later)."""
 
     def __init__(self, why: str, kind: str):
         super().__init__(why)
@@ -56,17 +63,19 @@ class Transfer:
         self.deadline, self.seconds, self.stoppable, self.address_ok = deadline, seconds, stoppable, address_ok
         self.why: str | None = None
         self.kind = ""
+        self.replied = False  # the status line and headers came: a failure from now on is a cut reply
 
 
 _current = threading.local()  # the Transfer the calling thread is making (connections are made in that thread)
 
 
 class Watchdog:
-    """One thread for all exchanges of a client: it shuts the sockets of those past their deadline, and of
-    the stoppable ones once `stop` is set. It runs only while exchanges are in flight."""
+    """One thread for all exchanges of a client: it shuts the sockets of those past their deadline, of the
+    stoppable ones once `stop` is set, and of the others `grace` seconds after the stop (`stopped_at()`:
+    time.monotonic() of the stop). It runs only while exchanges are in flight."""
 
-    def __init__(self, stop: threading.Event):
-        self.stop, self.lock = stop, threading.Lock()
+    def __init__(self, stop: threading.Event, stopped_at=lambda: None, grace: float = float("inf")):
+        self.stop, self.stopped_at, self.grace, self.lock = stop, stopped_at, grace, threading.Lock()
         self.live: set[Transfer] = set()
         self.owner: dict[socket.socket, Transfer] = {}  # a kept-alive socket belongs to its latest exchange
         self.thread: threading.Thread | None = None
@@ -109,11 +118,14 @@ class Watchdog:
                     self.thread = None
                     return
                 now, stopping = time.monotonic(), self.stop.is_set()
+                late = stopping and now >= (self.stopped_at() or now) + self.grace
                 for transfer in self.live:
                     if transfer.why is not None:
                         continue
                     if transfer.stoppable and stopping:
                         self._abort(transfer, "stopped", "stopped")
+                    elif late:
+                        self._abort(transfer, f"no reply {self.grace:g} s after the stop", "unreachable")
                     elif now >= transfer.deadline:
                         self._abort(transfer, f"no complete reply within {transfer.seconds:.3g} s", "deadline")
             time.sleep(TICK)
@@ -150,7 +162,7 @@ class _Watched:
         allowed = [a for a in addresses if transfer.address_ok(a)]
         if not allowed:
             raise TransferError(f"host {host} is at {addresses[0]}, a loopback, private or link-local"
-                                " address, and the endpoint is not (see --allow-photo-host)", "refused")
+                                " address, and the endpoint is not (see --allow-photo-host)", "not allowed")
         for k, address in enumerate(allowed):  # in turn, as the socket library would ("localhost": ::1, then 127.0.0.1)
             try:
                 self._dns_host = address  # urllib3 connects to _dns_host; TLS checks the name (reset below)
@@ -196,10 +208,14 @@ class WatchedAdapter(requests.adapters.HTTPAdapter):
         return manager
 
 
-def watched_session(watchdog: Watchdog, trust_env: bool = True) -> requests.Session:
+def watched_session(watchdog: Watchdog, trust_env: bool = True, ca_file: str | None = None,
+                    agent: str = "geocontext-labeller") -> requests.Session:
+    """A session whose exchanges the watchdog bounds; `ca_file`: the CA certificates to trust instead of
+    the system's (sent with each request: with trust_env, requests would let REQUESTS_CA_BUNDLE win)."""
     session = requests.Session()
     session.trust_env = trust_env
-    session.headers["User-Agent"] = "geocontext-labeller"
+    session.ca_file = ca_file
+    session.headers["User-Agent"] = agent
     adapter = WatchedAdapter(watchdog, pool_connections=4, pool_maxsize=32)  # concurrent photo downloads
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -216,9 +232,12 @@ def exchange(session: requests.Session, watchdog: Watchdog, method: str, url: st
         raise TransferError("no time left for this request", "deadline")
     transfer = Transfer(deadline, left, stoppable, address_ok)
     gap = min(timeout, left)
+    if getattr(session, "ca_file", None):
+        kwargs["verify"] = session.ca_file
     with watchdog.watching(transfer):
         try:
             with session.request(method, url, stream=True, timeout=(gap, gap), allow_redirects=False, **kwargs) as reply:
+                transfer.replied = True
                 declared = reply.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > cap:
                     raise TransferError(f"body of {int(declared)} bytes, over the cap of {cap}", "size")
@@ -232,9 +251,50 @@ def exchange(session: requests.Session, watchdog: Watchdog, method: str, url: st
             raise
         except Exception as exc:
             if transfer.why is not None:  # the watchdog cut it: whatever the library raised, this is why
-                raise TransferError(transfer.why, transfer.kind) from None
+                kind = "unreachable" if transfer.kind == "deadline" and not transfer.replied else transfer.kind
+                raise TransferError(transfer.why, kind) from None
+            untrusted = certificate_failure(exc)
+            if untrusted:
+                raise TransferError(f"certificate verify failed: {untrusted}", "certificate") from None
             if isinstance(exc, ValueError):  # InvalidURL, MissingSchema, InvalidSchema, urllib3's LocationParseError
                 raise TransferError(f"unusable URL: {type(exc).__name__}: {str(exc)[:200]}", "refused") from None
             if isinstance(exc, BROKEN):
-                raise TransferError(f"{type(exc).__name__}: {str(exc)[:200]}", "broken") from None
+                kind = "cut" if transfer.replied else "unreachable"
+                raise TransferError(f"{type(exc).__name__}: {_root(exc)[:200]}", kind) from None
             raise
+
+
+def _root(exc: BaseException) -> str:
+    """The innermost reason a library error wraps ("Failed to establish a new connection: [Errno 111]
+    Connection refused"), not its whole chain with the pool's name and the URL twice."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "reason", None) or next((a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)),
+                                                     None) or exc.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    text = str(exc)
+    return text.split(": ", 1)[1] if text.startswith(("HTTPConnection(", "HTTPSConnection(")) else text
+
+
+def untrusted(host: str, why: str) -> str:
+    """The one line a certificate failure gets: retrying cannot fix it, the operator can."""
+    return f"{host}: {why} (pass --ca-file with the certificate of the CA that signed the server's)"
+
+
+def certificate_failure(exc: BaseException) -> str:
+    """The reason ("self-signed certificate", "Hostname mismatch, ...") when `exc`, or an error it wraps
+    (requests wraps urllib3's, which wraps ssl's), is a failed certificate check; else ""."""
+    todo, seen = [exc], set()
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, ssl.SSLCertVerificationError):
+            return str(err.verify_message or err.reason or err)
+        todo += [err.__cause__, err.__context__, getattr(err, "reason", None)]
+        todo += [a for a in getattr(err, "args", ()) if isinstance(a, BaseException)]
+    return ""

@@ -2,7 +2,9 @@
 checkpoint (ours or a published one) gives the 7 class probabilities."""
 from __future__ import annotations
 
+import hashlib
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -21,6 +23,8 @@ class TypesWorker:
         self.model, ckpt = load_checkpoint(checkpoint)
         self.classes, self.dist_map = list(ckpt["classes"]), dict(ckpt["dist_map"])
         self.threshold = threshold
+        digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:12]
+        self.facts = {"checkpoint": Path(checkpoint).name, "sha256": digest}  # for the User-Agent
 
     def __call__(self, reply: dict, rows: list[dict]) -> Answer:
         began = time.perf_counter()

@@ -6,8 +6,10 @@ from pathlib import Path
 
 def _client(args):
     from .credentials import queue_headers
+    from .fleet import Share
     from .queue import QueueClient, RetryPolicy, Stopper, unique_number
 
+    args.share = Share.of(args.workers, args.worker_index)  # checked before any model loads, as the rest
     slot = unique_number() if args.unique_number is None else args.unique_number
     photos = {}  # `label context` only: the types worker downloads nothing
     if hasattr(args, "photo_deadline"):
@@ -19,17 +21,35 @@ def _client(args):
     policy = RetryPolicy(base=args.retry_base, cap=args.retry_cap, timeout=args.timeout, **photos)
     headers = queue_headers(args.token_env, args.header)
     return QueueClient(args.endpoint, slot, policy, Stopper(), headers=headers,
-                       allow_photo_hosts=getattr(args, "allow_photo_host", ()))
+                       allow_photo_hosts=getattr(args, "allow_photo_host", ()), ca_file=_ca_file(args.ca_file))
+
+
+def _ca_file(path) -> str | None:
+    """--ca-file, checked now: a file of PEM certificates that ssl can load."""
+    import ssl
+
+    if path is None:
+        return None
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ValueError(f"--ca-file {path}: expected a readable file of PEM CA certificates"
+                         f" ({getattr(exc, 'strerror', None) or exc})") from None
+    return str(path)
 
 
 def _serve(args, client, worker, name: str) -> int:
+    from .queue import user_agent
     from .worker import serve
 
-    client.say(f"{name}: {client.shown} as unique_number {client.slot}, up to {args.limit} photos a batch,"
-               f" {'until stopped' if not args.loops else f'{args.loops} fetches'}")
+    share = args.share
+    client.agent = user_agent(name, **worker.facts)
+    client.say(f"{name}: {client.shown} as unique_number {client.slot}, {share.describe(args.limit)}, up to"
+               f" {args.limit} photos a batch, {'until stopped' if not args.loops else f'{args.loops} rounds'};"
+               f" User-Agent: {client.agent}")
     client.stopper.install()
     try:
-        serve(client, worker, args.limit, args.loops, getattr(worker, "fields", None), name)
+        serve(client, worker, args.limit, args.loops, getattr(worker, "fields", None), name, share)
     finally:
         client.stopper.uninstall()
     return 0
@@ -64,7 +84,15 @@ def _common(p, limit: int) -> None:
                    " https://www.geograph.org.uk/_scripts/labeler.json.php?model=clip")
     p.add_argument("--threshold", type=float, default=0.2, help="post every label scoring above this (default 0.2)")
     p.add_argument("--limit", type=int, default=limit, help=f"most photos asked for per batch (default {limit})")
-    p.add_argument("--loops", type=int, default=0, help="stop after N fetches (default 0: until SIGINT/SIGTERM)")
+    p.add_argument("--loops", type=int, default=0, help="stop after N rounds, a round asking for a batch and"
+                   " answering it (default 0: until SIGINT/SIGTERM)")
+    p.add_argument("--workers", type=int, metavar="N", help="N workers share the queue (behind one IP, the server"
+                   " would give them the same rows): each asks from its own offset; default $GEOCONTEXT_LABEL_WORKERS,"
+                   " else one worker at the server's offset")
+    p.add_argument("--worker-index", type=int, metavar="I", help="this worker's index 0..N-1 among --workers N"
+                   " (default $JOB_COMPLETION_INDEX, set by a Kubernetes Indexed Job)")
+    p.add_argument("--ca-file", type=Path, metavar="PEM", help="trust the CA certificates in this file (queue and"
+                   " photo hosts alike) instead of the system's, e.g. for a queue behind a private CA")
     p.add_argument("--unique-number", type=int, help="this worker's slot 0..31 (default: SHA-256 of the pod uid or"
                    " name, notebook id or container hostname, modulo 32)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to connect, and for each read of a"
