@@ -113,16 +113,16 @@ def test_from_must_name_a_variant_and_declare_a_new_one(tmp_path, variants, says
 
 @pytest.mark.parametrize("config, says", [
     ({"variants": {"mine": {"from": 3}}}, "variants.mine.from: expected a variant name, got 3 (variants: linear-img"),
-    ({"variants": {"mine": {"from": ["mlp-img-txt-loc-pri-rff"]}}},
-     "variants.mine.from: expected a variant name, got ['mlp-img-txt-loc-pri-rff']"),
+    ({"variants": {"mine": {"from": ["mlp256-img-txt-loc-pri-rff"]}}},
+     "variants.mine.from: expected a variant name, got ['mlp256-img-txt-loc-pri-rff']"),
     ({"variants": {"mine": {"from": None}}}, "variants.mine.from: expected a variant name, got None"),
     ({"variants": {"mine": {"from": {"name": "x"}}}}, "variants.mine.from: expected a variant name, got {'name': 'x'}"),
-    ({"variants": {"mlp-img-txt-loc-pri-rff": {"features": {"modalities": "image"}}}},
-     "variants.mlp-img-txt-loc-pri-rff.features: features.modalities must be a list of names from ('image', 'title',"
+    ({"variants": {"mlp256-img-txt-loc-pri-rff": {"features": {"modalities": "image"}}}},
+     "variants.mlp256-img-txt-loc-pri-rff.features: features.modalities must be a list of names from ('image', 'title',"
      " 'location'), got 'image'"),
-    ({"variants": {"mlp-img-txt-loc-pri-rff": {"features": {"modalities": 3}}}}, "features.modalities must be a list"),
-    ({"variants": {"mlp-img-txt-loc-pri-rff": {"features": {"blocks": 3}}}}, "features.blocks must be a list of names, got 3"),
-    ({"variants": {"mlp-img-txt-loc-pri-rff": {"features": {"blocks": [["image@x"]]}}}},
+    ({"variants": {"mlp256-img-txt-loc-pri-rff": {"features": {"modalities": 3}}}}, "features.modalities must be a list"),
+    ({"variants": {"mlp256-img-txt-loc-pri-rff": {"features": {"blocks": 3}}}}, "features.blocks must be a list of names, got 3"),
+    ({"variants": {"mlp256-img-txt-loc-pri-rff": {"features": {"blocks": [["image@x"]]}}}},
      "features.blocks must be a list of names, got [['image@x']]"),
     ({"variants": [{"name": ["a"], "features": {}, "train": {}}]}, "variants: name ['a'] must be a non-empty folder name"),
     ({"decode": {"decoders": [["global"]]}}, "decode.decoders must be a list of names from ('0.5', 'global'"),
