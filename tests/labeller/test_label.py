@@ -141,3 +141,33 @@ def test_bad_endpoint_and_slot_are_clear_errors(types_model, capsys):
     assert main(["label", "types", "--endpoint", "http://127.0.0.1:9/q", "--model", str(path),
                  "--unique-number", "40"]) == 2
     assert "0..31" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, said", [
+    ("--retry-base", "0", "--retry-base must be a positive finite number"),  # 0 s between empty replies: a spin
+    ("--retry-base", "-1", "--retry-base must be a positive finite number"),
+    ("--retry-cap", "nan", "--retry-cap must be a positive finite number"),
+    ("--retry-cap", "0.001", "--retry-cap (0.001) must be at least --retry-base"),
+    ("--timeout", "inf", "--timeout must be a positive finite number"),  # was an OverflowError traceback
+    ("--threshold", "nan", "--threshold must be a probability"),  # was: every photo posted "None"
+    ("--threshold", "1.5", "--threshold must be a probability"),
+    ("--limit", "0", "--limit must be >= 1"),
+    ("--loops", "-1", "--loops >= 0"),
+    ("--workers", "0", "--workers must be >= 1"),  # was taken as one worker
+])
+def test_bad_numbers_are_refused_before_asking_the_queue(types_model, capsys, option, value, said):
+    path, _ = types_model
+    extra = [] if option == "--loops" else ["--loops", "1"]
+    with QueueStandIn() as queue:  # nothing to label: a worker that took the option would run one idle round
+        code = main(["label", "types", "--endpoint", queue.endpoint("types"), "--model", str(path), *FAST, *extra,
+                     option, value])
+        assert queue.queries == []
+    err = capsys.readouterr().err
+    assert code == 2 and said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("option", ["--photo-max-mb", "--photo-deadline"])
+def test_infinite_photo_bounds_are_refused_at_start(tmp_path, capsys, option):
+    code = main(["label", "context", "--endpoint", "http://127.0.0.1:9/q?model=clip", "--run", str(tmp_path),
+                 option, "inf"])  # checked before the run or the model is read: was an OverflowError traceback
+    assert code == 2 and f"{option} must be a positive finite number" in capsys.readouterr().err
