@@ -141,3 +141,58 @@ def test_bad_endpoint_and_slot_are_clear_errors(types_model, capsys):
     assert main(["label", "types", "--endpoint", "http://127.0.0.1:9/q", "--model", str(path),
                  "--unique-number", "40"]) == 2
     assert "0..31" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, said", [
+    ("--retry-base", "0", "--retry-base must be a positive finite number"),  # 0 s between empty replies: a spin
+    ("--retry-base", "-1", "--retry-base must be a positive finite number"),
+    ("--retry-cap", "nan", "--retry-cap must be a positive finite number"),
+    ("--retry-cap", "0.001", "--retry-cap (0.001) must be at least --retry-base"),
+    ("--timeout", "inf", "--timeout must be a positive finite number"),  # was an OverflowError traceback
+    ("--threshold", "nan", "--threshold must be a probability"),  # was: every photo posted "None"
+    ("--threshold", "1.5", "--threshold must be a probability"),
+    ("--limit", "0", "--limit must be >= 1"),
+    ("--loops", "-1", "--loops >= 0"),
+    ("--workers", "0", "--workers must be >= 1"),  # was taken as one worker
+])
+def test_bad_numbers_are_refused_before_asking_the_queue(types_model, capsys, option, value, said):
+    path, _ = types_model
+    extra = [] if option == "--loops" else ["--loops", "1"]
+    with QueueStandIn() as queue:  # nothing to label: a worker that took the option would run one idle round
+        code = main(["label", "types", "--endpoint", queue.endpoint("types"), "--model", str(path), *FAST, *extra,
+                     option, value])
+        assert queue.queries == []
+    err = capsys.readouterr().err
+    assert code == 2 and said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("option", ["--photo-max-mb", "--photo-deadline"])
+def test_infinite_photo_bounds_are_refused_at_start(tmp_path, capsys, option):
+    code = main(["label", "context", "--endpoint", "http://127.0.0.1:9/q?model=clip", "--run", str(tmp_path),
+                 option, "inf"])  # checked before the run or the model is read: was an OverflowError traceback
+    assert code == 2 and f"{option} must be a positive finite number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("endpoint, said", [
+    ("http://127.0.0.1:99999/q?model=types", "Port out of range"),
+    ("http://127.0.0.1:abc/q?model=types", "Port could not be cast"),
+    ("http://exa mple.org/q?model=types", "invalid character"),
+    ("http://alice:s3cret@127.0.0.1:99999/q?model=types&key=K3Y", "Port out of range"),
+])
+def test_an_endpoint_requests_cannot_send_is_refused_at_start(types_model, capsys, endpoint, said):
+    path, _ = types_model  # such an endpoint was fetched, failed and retried for ever
+    assert main(["label", "types", "--endpoint", endpoint, "--model", str(path), *FAST, "--loops", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--endpoint must be an http(s) URL" in err and said in err and len(err.strip().splitlines()) == 1
+    assert "s3cret" not in err and "K3Y" not in err
+
+
+def test_a_post_the_queue_cannot_take_for_an_unusable_url_is_saved(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with QueueStandIn() as queue:
+        client = QueueClient(queue.endpoint("types"), 1, RetryPolicy(0.01, 0.05, 1.0))
+        client.endpoint = f"{queue.base}:99999/queue?model=types"  # as if it broke after the start
+        with pytest.raises(Exception, match="the 1 records are saved in") as caught:
+            client.post([{"image_id": 1, "label": "None", "score": 0}])
+        assert "unusable URL" in str(caught.value)
+    assert len(list(tmp_path.glob("label-unsent-*.json"))) == 1

@@ -110,3 +110,10 @@ def test_a_malformed_token_or_an_empty_variable_name_stops_at_start(types_checkp
     assert "--token-env: expected the name of an environment variable" in err
     assert "--header number 1 (X-Api-Key): the value contains a newline" in err
     assert err.count("\n") == 4 and not any(s in err for s in ("first-line", "second", "bell", "one", "two"))
+
+
+def test_masking_a_line_twice_keeps_the_text_after_a_masked_url():
+    secrets = Secrets.of("http://h/q?model=clip&key=ab;cd", {})
+    shown = masked_url("http://h/q?model=clip&key=ab;cd")
+    assert secrets.scrub(f"{shown}: HTTP 403 on fetch") == "http://h/q?model=clip&key=***: HTTP 403 on fetch"
+    assert masked_url("see http://h/q?token=abc: HTTP 403") == "see http://h/q?token=*** HTTP 403"  # unknown

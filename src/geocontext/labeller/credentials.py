@@ -30,7 +30,9 @@ def secret_field(name: str) -> bool:
 def masked_url(text: str) -> str:
     """`text` (a URL, or a line naming one) with URL userinfo and secret-looking name=value fields as ***.
     Patterns rather than a URL parser: a malformed URL, or one inside an exception's message, is masked too."""
-    return _FIELD.sub(lambda m: m.group(1) + MASK, _USERINFO.sub(r"\1" + MASK + "@", text))
+    # a value masked already keeps what follows it (the ": " after a masked URL in a log line)
+    return _FIELD.sub(lambda m: m.group(0) if m.group(2).startswith(MASK) else m.group(1) + MASK,
+                      _USERINFO.sub(r"\1" + MASK + "@", text))
 
 
 def userinfo(url: str) -> tuple[str, str] | None:

@@ -70,6 +70,8 @@ class Share:
             if workers is None:
                 raise ValueError(f"{INDEX_ENV}={index} is set (a Kubernetes Indexed Job) but the number of workers is"
                                  f" not: pass --workers N (the Job's completions) or set {WORKERS_ENV}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"--workers must be >= 1 (how many workers share the queue), got {workers}")
         if index is not None and workers is None:
             raise ValueError("--worker-index needs --workers N (how many workers share the queue)")
         return cls(workers or 1, index or 0, workers is not None)

@@ -17,6 +17,8 @@ import tempfile
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import requests
+
 from ..console import say
 from ..errors import DataError
 from .credentials import Secrets, masked_url
@@ -53,6 +55,20 @@ def with_query(url: str, **fields) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def check_endpoint(endpoint: str) -> None:
+    """Raise ValueError unless `endpoint` is an http(s) URL that requests can send (a port out of range, a
+    space in the host: else every fetch would fail the same way, retried for ever)."""
+    try:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL with a host")
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number in 0..65535)
+        requests.PreparedRequest().prepare_url(endpoint, None)  # InvalidURL is a ValueError
+    except ValueError as exc:
+        why = masked_url(str(exc).replace(endpoint, masked_url(endpoint)))[:200]
+        raise ValueError(f"--endpoint must be an http(s) URL, got {masked_url(endpoint)!r} ({why})") from None
+
+
 class _Transient(Exception):
     """Worth retrying: connection refused or reset, timeout, a cut or unusable reply, 5xx, 408/425/429."""
 
@@ -70,8 +86,7 @@ def idempotency_key(body: bytes) -> str:
 class QueueClient:
     def __init__(self, endpoint: str, slot: int, policy: RetryPolicy = RetryPolicy(), stopper: Stopper | None = None,
                  seed: int | None = None, headers: dict | None = None, allow_photo_hosts=(), ca_file: str | None = None):
-        if urlsplit(endpoint).scheme not in ("http", "https") or not urlsplit(endpoint).hostname:
-            raise ValueError(f"--endpoint must be an http(s) URL, got {masked_url(endpoint)!r}")
+        check_endpoint(endpoint)
         if not 0 <= slot < SLOTS:
             raise ValueError(f"--unique-number must be in 0..{SLOTS - 1}, got {slot}")
         if "@" in urlsplit(endpoint).netloc and "authorization" in {h.lower() for h in headers or {}}:
@@ -120,6 +135,8 @@ class QueueClient:
                 raise _Stopped from None
             if exc.kind == "certificate":
                 raise QueueError(self.secrets.scrub(untrusted(urlsplit(url).hostname or self.shown, exc.why))) from None
+            if exc.kind == "refused":  # an unusable URL: the same every time
+                raise QueueError(self.secrets.scrub(f"{self.shown}: {exc.why}")) from None
             raise _Transient(exc.why) from None
         if reply.status >= 500 or reply.status in RETRY_STATUS:
             raise _Transient(f"HTTP {reply.status}")
@@ -174,7 +191,10 @@ class QueueClient:
         what = f"post of {len(records)} records"
 
         def call(seconds: float | None) -> bool:
-            reply = self._request("POST", url, stoppable=False, seconds=seconds, data=body, headers=headers)
+            try:
+                reply = self._request("POST", url, stoppable=False, seconds=seconds, data=body, headers=headers)
+            except QueueError as exc:  # a certificate not trusted, an unusable URL: nothing computed is lost
+                raise QueueError(f"{exc}; the {len(records)} records are saved in {spool(body, key)}") from None
             if 400 <= reply.status < 500:
                 raise QueueError(f"{self._refused(reply, 'post')}; the {len(records)} records are saved in"
                                  f" {spool(body, key)}")

@@ -1,6 +1,7 @@
 """`geocontext label types|context`: a worker that tags photos from Geograph's labeller queue."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
@@ -10,18 +11,33 @@ def _client(args):
     from .queue import QueueClient, RetryPolicy, Stopper, unique_number
 
     args.share = Share.of(args.workers, args.worker_index)  # checked before any model loads, as the rest
+    _check_numbers(args)
     slot = unique_number() if args.unique_number is None else args.unique_number
     photos = {}  # `label context` only: the types worker downloads nothing
     if hasattr(args, "photo_deadline"):
         photos = {"photo_deadline": args.photo_deadline, "photo_max_bytes": int(args.photo_max_mb * 2**20)}
-    for option, value in (("--timeout", args.timeout), ("--photo-deadline", photos.get("photo_deadline", 1)),
-                          ("--photo-max-mb", photos.get("photo_max_bytes", 1))):
-        if not value > 0:
-            raise ValueError(f"{option} must be a positive number, got {value}")
     policy = RetryPolicy(base=args.retry_base, cap=args.retry_cap, timeout=args.timeout, **photos)
     headers = queue_headers(args.token_env, args.header)
     return QueueClient(args.endpoint, slot, policy, Stopper(), headers=headers,
                        allow_photo_hosts=getattr(args, "allow_photo_host", ()), ca_file=_ca_file(args.ca_file))
+
+
+def _check_numbers(args) -> None:
+    """The numeric options, checked before any model loads: a NaN, infinite, zero or negative one would make
+    the worker spin against the queue (--retry-base 0), crash (--timeout inf), or post wrong labels
+    (--threshold nan: every photo "None")."""
+    seconds = [("--timeout", args.timeout), ("--retry-base", args.retry_base), ("--retry-cap", args.retry_cap)]
+    if hasattr(args, "photo_deadline"):
+        seconds += [("--photo-deadline", args.photo_deadline), ("--photo-max-mb", args.photo_max_mb)]
+    for option, value in seconds:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{option} must be a positive finite number, got {value:g}")
+    if args.retry_cap < args.retry_base:
+        raise ValueError(f"--retry-cap ({args.retry_cap:g}) must be at least --retry-base ({args.retry_base:g})")
+    if not (math.isfinite(args.threshold) and 0 <= args.threshold < 1):
+        raise ValueError(f"--threshold must be a probability in [0, 1) (default 0.2), got {args.threshold:g}")
+    if args.limit < 1 or args.loops < 0:
+        raise ValueError(f"--limit must be >= 1 and --loops >= 0, got {args.limit} and {args.loops}")
 
 
 def _ca_file(path) -> str | None:
