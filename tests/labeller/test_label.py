@@ -76,7 +76,7 @@ def test_types_worker_labels_good_vectors_and_fails_bad_ones_after_a_timeout_and
         want = {classes[c]: float(expected[r, c]) for c in np.flatnonzero(expected[r] > 0.2)}
         assert got.keys() == want.keys() or (not want and list(got) == ["None"])
         assert all(abs(got[k] - want[k]) < 1e-5 for k in want)
-    assert queue.queries[0] == {"model": "types", "limit": "500", "unique_number": "7", "embeddings": "1"}
+    assert queue.queries[0] == {"model": "types", "limit": "250", "unique_number": "7", "embeddings": "1"}
     out = capsys.readouterr().out
     assert "photos/s" in out and "fetch" in out and "post" in out and "retry" in out
 

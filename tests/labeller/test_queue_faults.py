@@ -107,3 +107,13 @@ def test_a_resent_post_carries_the_same_idempotency_key(types_checkpoint):
     (header, field), (header2, field2) = queue.post_keys
     assert header == field == header2 == field2 and len(header) == 32
     assert len(queue.posts) == 1
+
+
+def test_a_wait_longer_than_the_retry_cap_is_said(capsys):
+    """The server's `sleep` replaces the backoff (at most an hour); one that long is said, not silent."""
+    stopper = RecordingStopper()
+    with QueueStandIn([{"rows": [{"gridimage_id": 9}], "sleep": 1e300}]) as queue:
+        client = QueueClient(queue.endpoint("types"), 1, RetryPolicy(base=0.5, cap=60.0, timeout=2.0), stopper, seed=0)
+        serve(client, lambda reply, rows: Answer([[{"image_id": 9, "label": "None", "score": 0}]]), limit=5, loops=1)
+    assert stopper.waits == [3600.0]
+    assert "the server asks for a wait of 3600 s (more than --retry-cap 60 s)" in capsys.readouterr().out

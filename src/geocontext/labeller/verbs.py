@@ -142,7 +142,7 @@ def add_parser(sub) -> None:
     p = kinds.add_parser("types", help="type tags from the queue's CLIP vectors and a type-classifier checkpoint")
     p.add_argument("--checkpoint", "--model", dest="model", required=True, type=Path, metavar="FILE",
                    help="type-classifier checkpoint (ours or a published one; --model is the same option)")
-    _common(p, 500)
+    _common(p, 250)  # the server sends at most 250 rows whatever the limit asks
     p.set_defaults(func=_types)
 
     p = kinds.add_parser("context", help="context tags: download photos, embed them and their titles, apply a run")

@@ -140,6 +140,9 @@ def serve(client: QueueClient, answer: Answerer, limit: int, loops: int = 0, fie
         elif outages:
             client.say(f"{name}: photo host reachable again after {outages} batches that could not reach it")
             outages = 0
+        if wait > client.policy.cap:  # the server's word, but an operator wants to know why nothing happens
+            client.say(f"{name}: the server asks for a wait of {wait:g} s (more than --retry-cap"
+                       f" {client.policy.cap:g} s); waiting")
         if wait:
             client.stopper.wait(wait)
     totals["rounds"], totals["fetches"], totals["retries"] = rounds, batches.fetches, client.retries
