@@ -44,17 +44,23 @@ def splits(folder, ids, image, test):
     return out
 
 
+def world(folder, seed, noise, n=4000):
+    """Upload runs whose image is the tag set plus `noise`, a fifth of the photos test photos: (ids, labels,
+    test mask, labelled Split, test Split, the seeded generator)."""
+    ids, y = runs(n, seed)
+    rng = np.random.default_rng(seed + 100)
+    image = (y + rng.normal(0, noise, y.shape)).astype(np.float32)
+    test = rng.uniform(size=len(ids)) < 0.2
+    return (ids, y, test, *splits(folder, ids, image, test), rng)
+
+
 def test_a_learners_own_label_never_reaches_its_peer_columns(tmp_path):
     """A label-revealing signal: the image IS the tag set (plus a little noise), so every first-stage model
     learns it from whatever labels it is given. Relabel every learner of one id block with the opposite
     tag set: had any score a learner of that block reads been made by a model fitted on those labels (a
     peer in another block, scored by a model that saw the block), its columns would change. They must be
     bit-identical; the hold-out rows of every block and the photos read across blocks may change."""
-    ids, y = runs()
-    rng = np.random.default_rng(1)
-    image = (y + rng.normal(0, 0.1, y.shape)).astype(np.float32)
-    test = rng.uniform(size=len(ids)) < 0.2
-    labelled, tested = splits(tmp_path, ids, image, test)
+    ids, y, test, labelled, tested, rng = world(tmp_path, 0, 0.1)
     y_lab = y[~test]
     learn = rng.uniform(size=len(labelled.ids)) < 0.8  # the rest: hold-out rows, never learnt from
     radius = np.zeros(len(labelled.ids), np.int64)
@@ -78,11 +84,7 @@ def test_a_learners_own_label_never_reaches_its_peer_columns(tmp_path):
 
 def test_hold_out_labels_never_reach_any_column(tmp_path):
     """The first stage learns from the learners only: relabelling the hold-out rows changes nothing."""
-    ids, y = runs(seed=2)
-    rng = np.random.default_rng(3)
-    image = (y + rng.normal(0, 0.5, y.shape)).astype(np.float32)
-    test = rng.uniform(size=len(ids)) < 0.2
-    labelled, tested = splits(tmp_path, ids, image, test)
+    ids, y, test, labelled, tested, rng = world(tmp_path, 2, 0.5)
     learn = rng.uniform(size=len(labelled.ids)) < 0.8
     y_lab, radius = y[~test], np.zeros(int((~test).sum()), np.int64)
     other = y_lab.copy()
@@ -96,11 +98,7 @@ def test_hold_out_labels_never_reach_any_column(tmp_path):
 def test_peers_say_what_a_run_looks_like(tmp_path):
     """A noisy image alone guesses a photo's tags poorly; its upload run's peers, averaged, much better,
     and a photo with no peer near it reads the no-information value (its block's tag shares)."""
-    ids, y = runs(n=8000, seed=4)
-    rng = np.random.default_rng(4)
-    image = (y + rng.normal(0, 1.2, y.shape)).astype(np.float32)
-    test = rng.uniform(size=len(ids)) < 0.2
-    labelled, tested = splits(tmp_path, ids, image, test)
+    ids, y, test, labelled, tested, _ = world(tmp_path, 4, 1.2, n=8000)
     peers = fit_peers(SPEC, labelled, y[~test], np.ones(len(labelled.ids), bool), tested, PeerSpec(blocks=4))
     own = peers.scores[np.searchsorted(peers.ids, tested.ids)].astype(np.float32)
     cols = peers.columns(tested.ids)
@@ -116,11 +114,7 @@ def test_a_batch_reads_its_own_photos_and_the_state_round_trips(tmp_path):
     """New photos (predict, the archive) are each other's peers; the saved state rebuilds the same columns."""
     import torch
 
-    ids, y = runs(seed=6)
-    rng = np.random.default_rng(6)
-    image = (y + rng.normal(0, 0.5, y.shape)).astype(np.float32)
-    test = rng.uniform(size=len(ids)) < 0.2
-    labelled, tested = splits(tmp_path, ids, image, test)
+    ids, y, test, labelled, tested, _ = world(tmp_path, 6, 0.5)
     peers = fit_peers(SPEC, labelled, y[~test], np.ones(len(labelled.ids), bool), tested, PeerSpec(blocks=4))
     path = tmp_path / "peers.pt"
     torch.save(peers.state(), path)
