@@ -102,7 +102,7 @@ class FirstStage:
         return np.searchsorted(self.edges, np.asarray(ids, np.int64), "right")
 
     @classmethod
-    def fit(cls, chunks, ids: np.ndarray, y: np.ndarray, spec: "PeerSpec") -> "FirstStage":
+    def fit(cls, chunks, ids: np.ndarray, y: np.ndarray, spec: PeerSpec) -> "FirstStage":
         """From `chunks` (start, [x, 1]) of the training rows `ids` with labels `y` (the rows in order)."""
         edges = block_edges(ids, spec.blocks)
         block = np.searchsorted(edges, np.asarray(ids, np.int64), "right")
