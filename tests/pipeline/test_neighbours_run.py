@@ -2,6 +2,8 @@
 run) and whose features say little. The id-neighbour block and the neighbour-set decoder must find the
 runs, `predict` must rebuild both from the run folder alone, and with the ids dealt out at random the
 run must not do worse than without them."""
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -9,6 +11,8 @@ from geocontext.pipeline.evaluate import evaluate
 from geocontext.pipeline.predict import predict
 from geocontext.pipeline.run import run
 from geocontext.pipeline.run_folder import RunFolder
+from geocontext.training.config import TrainConfig, VariantConfig
+from geocontext.training.inputs import FeatureSpec
 from upload_runs import config, uploads
 
 @pytest.fixture(scope="module")
@@ -46,3 +50,17 @@ def test_ids_that_say_nothing_cost_nothing(tmp_path):
     plain = cands["linear / label_set"]["exact_match"]
     assert cands["linear / neighbour_sets"]["exact_match"] >= plain - 0.01  # no bonus helps: the plain decoder
     assert cands["linear-nb / label_set"]["exact_match"] >= plain - 0.03
+
+
+def test_predict_rebuilds_the_peers_from_the_run_folder(tmp_path):
+    """A run whose only variant reads its peers' columns (training.peers): `predict` scores the test photos
+    with the saved first stage, reads the saved pool with them and gives the submission's tags."""
+    data, features, solution = uploads(tmp_path, shuffled=False)
+    train = TrainConfig(head="linear", epochs=12, lr=3e-2)
+    spec = FeatureSpec(("image", "title"), peers=True)
+    settings = replace(config(decoders=("0.5", "label_set")), variants=[VariantConfig("linear-pr", spec, train)])
+    report = run(data, features, tmp_path / "run", settings)
+    assert report["final"]["name"].startswith("linear-pr")
+    out = RunFolder(tmp_path / "run")
+    predict(out.path, data, features, tmp_path / "again.csv.zip")
+    assert pd.read_csv(tmp_path / "again.csv.zip").equals(pd.read_csv(out.submission))

@@ -6,7 +6,10 @@ RunConfig
       features      training.inputs.FeatureSpec: modalities (image, title, location, in that order),
                     l2_normalize, unknown ("flag" or "zero"), irish_grid, zero_location, blocks,
                     priors (location priors: what training photos nearby were tagged; training.location),
-                    fourier (random Fourier features of the location; training.location)
+                    fourier (random Fourier features of the location; training.location),
+                    neighbours (the id-neighbour block: the labelled photos uploaded nearby; training.neighbours),
+                    peers (the peers' columns: a first stage's scores of the photos uploaded nearby, labelled
+                    or not, read leak-free; training.peers)
       train         training.config.TrainConfig: head (linear, mlp), hidden, dropout, mixup_alpha, label_smoothing, epochs,
                     batch_size, min_steps_per_epoch, lr, weight_decay, patience, seed,
                     input_dtype (how inputs are held in memory: auto, bf16, fp32; formerly `precision`)
@@ -15,7 +18,7 @@ RunConfig
   max_tags          training rows with more tags are dropped (rare, noisy label sets)
   refit             retrain the final choice's heads on train + hold-out rows for the epoch count chosen
                     on the hold-out (pipeline.refit); false keeps the hold-out-stopped heads
-  neighbours        false (`run --no-neighbours`): every variant without the id-neighbour block (a name
+  neighbours        false (`run --no-neighbours`): every variant without the id-neighbour block and peers (a name
                     ending in -nb loses it; a variant that becomes another's twin is dropped) and no
                     neighbour-set decoder; everything else as configured
   decode            decoding.select.DecodeConfig: decoders (the names in decoding.methods.METHODS: 0.5,
@@ -112,9 +115,9 @@ def _without_neighbours(variants: list[VariantConfig], decode: DecodeConfig) -> 
     """The variants without the id-neighbour block and the decoders without the neighbour-set one."""
     kept: dict[str, VariantConfig] = {}
     for v in variants:
-        if v.features.neighbours:
+        if v.features.reads_ids:
             name = v.name[:-3] if v.name.endswith("-nb") else f"{v.name}-without-nb"
-            v = replace(v, name=name, features=replace(v.features, neighbours=False))
+            v = replace(v, name=name, features=replace(v.features, neighbours=False, peers=False))
         twin = kept.get(v.name)
         if twin is not None and twin != v:
             raise ValueError(f"neighbours false: variant {v.name!r} without its block would differ from the variant"

@@ -72,7 +72,7 @@ def train_group(prep: Prepared, spec: FeatureSpec, jobs: list[Job], learn: np.nd
             info |= {"best_epoch": result.best_epoch, "history": result.history}
         variant = Variant(job.name, spec, job.train.head, result.head, inputs.scaler, prep.labels.columns,
                           job.train.hidden, job.train.dropout, info=info, priors=inputs.priors,
-                          neighbours=inputs.neighbours)
+                          neighbours=inputs.neighbours, peers=inputs.peers)
         holdout = predict_proba(variant.head, inputs.train["holdout"]) if held_out else None
         far = None
         if held_out and prep.far.any():  # without the block, the far view's rows read what they read anyway

@@ -28,7 +28,7 @@ class Members:
         self.test_probs: dict[str, np.ndarray] = {}
         self.far_probs: dict[str, np.ndarray] = {}  # on the far view's rows (pipeline.bands), when the run has one
         self.reports: dict[str, dict] = {}
-        self.reading_ids: set[str] = set()  # the members that read the id-neighbour block
+        self.reading_ids: set[str] = set()  # the members that read upload neighbours (id-neighbour block, peers)
 
     def __contains__(self, name: str) -> bool:
         return name in self.holdout_probs
@@ -49,7 +49,7 @@ def save_member(out: RunFolder, variant: Variant, holdout: np.ndarray, test: np.
     with writing(member.path, f"variant {variant.name}", partial=[member.path]):  # whole, or not there at all
         variant.save(member.path)
         member.write(holdout, test, report, far)
-    members.add(variant.name, holdout, test, report, far, variant.features.neighbours)
+    members.add(variant.name, holdout, test, report, far, variant.features.reads_ids)
 
 
 def reuse(out: RunFolder, vc, prep: Prepared, members: Members) -> bool:
@@ -65,7 +65,7 @@ def reuse(out: RunFolder, vc, prep: Prepared, members: Members) -> bool:
         holdout, test, report, far = member.read()
         if prep.far.any() and (far is None or len(far) != int(prep.far.sum())):
             return False
-        members.add(vc.name, holdout, test, report, far, vc.features.neighbours)
+        members.add(vc.name, holdout, test, report, far, vc.features.reads_ids)
     except (OSError, ValueError, TypeError):
         return False
     say(f"reusing {vc.name}: already trained in {member.path} on the same inputs")

@@ -4,7 +4,7 @@ from its labelled neighbours (pipeline.honest.matched_radius) and the far view (
 to fit on, and the key that says when a saved variant still fits."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +108,7 @@ class Prepared:
     radius: np.ndarray  # int64 over labels.ids: each hold-out row ignores the labelled ids within it (0 elsewhere)
     far: np.ndarray  # bool over labels.ids: the far view's rows (hold-out rows reading no labelled neighbour)
     test_gaps: np.ndarray  # int64: each test photo's gap to its nearest labelled id
+    memo: dict = field(default_factory=dict)  # what variants' inputs share, made once (pipeline.tensors: peers)
 
     @property
     def split_key(self) -> str:

@@ -1,7 +1,12 @@
 """A feature spec's model inputs for a run, as tensors: location priors, id-neighbour block and
 standardiser fitted on the rows a head learns from, then the training rows it asks for and the test rows,
-standardised (with the spec's extra columns: priors, Fourier features, neighbours). Hold-out rows read
-their neighbours from their matched radius (prep.radius); the far view's rows read none."""
+standardised (with the spec's extra columns: priors, Fourier features, peers, neighbours). Hold-out rows
+read their neighbours from their matched radius (prep.radius); the far view's rows read none.
+
+Peers (training.peers): the first stage is fitted once per run on its training rows (prep.fit_rows) and
+kept in prep.memo; the refit reuses it. Rows a head learns from read their own id block only (and half of
+them a hashed exclusion radius); hold-out rows read every photo beyond a radius matched, as issue 30's, so
+that their gaps to the nearest other photo follow the test photos' (`peer_radius`); test photos read all."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,6 +24,8 @@ from ..training.inputs import (
 )
 from ..training.location import LocationPriors, fit_priors
 from ..training.neighbours import GAP_CAP, IdNeighbours, fit_neighbours
+from ..training.peers import Peers, fit_peers, own_spec
+from .honest import matched_radius
 from .prepare import Prepared
 
 
@@ -30,6 +37,22 @@ class SpecInputs:
     train: dict[str, torch.Tensor]  # one per named selection asked for
     test: torch.Tensor  # float32: probabilities always come from float32 inputs, as `predict` computes them
     far: torch.Tensor | None  # float32: the far view's rows reading no labelled neighbour (specs with the block)
+    peers: Peers | None = None
+
+
+def run_peers(prep: Prepared, spec: FeatureSpec) -> Peers:
+    """The run's first stage on `spec`'s own-content inputs and its pool (fitted once, on prep.fit_rows)."""
+    key = ("peers", own_spec(spec))
+    if key not in prep.memo:
+        prep.memo[key] = fit_peers(spec, prep.train, prep.labels.y, prep.fit_rows, prep.test)
+    return prep.memo[key]
+
+
+def peer_radius(prep: Prepared, peers: Peers, seed: int) -> np.ndarray:
+    """int64 over the hold-out rows: each ignores the photos within it, so that the hold-out's gaps to the
+    nearest other photo of any split follow the test photos' (pipeline.honest.matched_radius)."""
+    held = prep.labels.ids[prep.holdout]
+    return matched_radius(held, peers.gaps(held), peers.gaps(prep.test_ids), seed)
 
 
 def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray,
@@ -43,17 +66,24 @@ def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray,
         priors, prior_train = fit_priors(located(spec, train.location, train.irish), prep.labels.y, learn,
                                          prep.labels.ids, seed)
         prior_test = priors.columns(located(spec, test.location, test.irish))
+    peers = peer_train = peer_test = None
+    if spec.peers:
+        peers = run_peers(prep, spec)
+        radius = np.zeros(len(prep.labels.ids), np.int64)
+        radius[prep.holdout] = peer_radius(prep, peers, seed)
+        peer_train = peers.labelled_columns(prep.labels.ids, learn, radius, seed)
+        peer_test = peers.columns(test.ids)
     neighbours = near_train = near_test = extra_far = None
     far = prep.far & ~learn
     if spec.neighbours:
         neighbours, near_train = fit_neighbours(prep.labels.ids, prep.labels.y, learn, seed, radius=prep.radius)
         near_test = neighbours.features(test.ids)
-    extra_train = extra_columns(spec, train.location, train.irish, prior_train, near_train)
-    extra_test = extra_columns(spec, test.location, test.irish, prior_test, near_test)
+    extra_train = extra_columns(spec, train.location, train.irish, prior_train, near_train, peer_train)
+    extra_test = extra_columns(spec, test.location, test.irish, prior_test, near_test, peer_test)
     if spec.neighbours and far.any():  # the block is last among the extra columns
         extra_far = extra_train[far].copy()
         extra_far[:, -neighbours.dim:] = neighbours.features(prep.labels.ids[far], np.full(int(far.sum()), GAP_CAP))
-    del prior_train, prior_test, near_train, near_test
+    del prior_train, prior_test, near_train, near_test, peer_train, peer_test
 
     def train_chunks():
         return fuse_chunks(spec, train.features, train.rows, train.location, train.irish, extra=extra_train)
@@ -70,4 +100,4 @@ def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray,
         (x_far,) = standardised_tensors(
             fuse_chunks(spec, train.features, train.rows[rows], train.location[rows], train.irish[rows], extra=extra_far),
             scaler, [(np.ones(len(rows), dtype=bool), torch.float32)], dim)
-    return SpecInputs(priors, neighbours, scaler, dict(zip(selections, built)), x_test, x_far)
+    return SpecInputs(priors, neighbours, scaler, dict(zip(selections, built)), x_test, x_far, peers)

@@ -32,8 +32,10 @@ class FeatureSpec:
     priors=True adds, after the location block, the location priors of training.location (what training
     photos in the same 1, 10 and 100 km squares were tagged); fourier=True adds random Fourier features of
     the location after them. neighbours=True adds, last, the id-neighbour block of training.neighbours
-    (what the labelled photos uploaded just before and after were tagged; needs the photos' ids). All three
-    are `extra` columns (`extra_columns`), computed beside the fused blocks.
+    (what the labelled photos uploaded just before and after were tagged; needs the photos' ids).
+    peers=True adds, before that block, the peers' columns of training.peers (what a first-stage model
+    makes of the photos uploaded just before and after, labelled or not). All four are `extra` columns
+    (`extra_columns`), computed beside the fused blocks.
     """
 
     modalities: tuple[str, ...] = MODALITIES
@@ -45,6 +47,7 @@ class FeatureSpec:
     priors: bool = False
     fourier: bool = False
     neighbours: bool = False
+    peers: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "modalities", name_list("features.modalities", self.modalities, MODALITIES))
@@ -54,7 +57,7 @@ class FeatureSpec:
             raise ValueError(f"features.modalities must keep the order {MODALITIES}, got {self.modalities}")
         if self.unknown not in ("flag", "zero"):
             raise ValueError(f"features.unknown must be 'flag' or 'zero', got {self.unknown!r}")
-        for name in ("l2_normalize", "irish_grid", "zero_location", "priors", "fourier", "neighbours"):
+        for name in ("l2_normalize", "irish_grid", "zero_location", "priors", "fourier", "neighbours", "peers"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"features.{name} must be true or false, got {getattr(self, name)!r}")
         if self.encodes_location and ("location" not in self.modalities or self.zero_location):
@@ -68,7 +71,7 @@ class FeatureSpec:
 
     @property
     def name(self) -> str:
-        encoders = ["pri"] * self.priors + ["rff"] * self.fourier + ["nb"] * self.neighbours
+        encoders = ["pri"] * self.priors + ["rff"] * self.fourier + ["pr"] * self.peers + ["nb"] * self.neighbours
         if not self.blocks:
             return "-".join([SHORT[m] for m in self.modalities] + encoders)
         parts = [SHORT[b.split("@")[0]] + b[len(b.split("@")[0]):] for b in self.blocks]
@@ -81,8 +84,13 @@ class FeatureSpec:
 
     @property
     def has_extra(self) -> bool:
-        """Whether the input ends with extra columns: location encoders, the id-neighbour block."""
-        return self.encodes_location or self.neighbours
+        """Whether the input ends with extra columns: location encoders, peers, the id-neighbour block."""
+        return self.encodes_location or self.neighbours or self.peers
+
+    @property
+    def reads_ids(self) -> bool:
+        """Whether the input reads the photos' ids (the id-neighbour block, the peers' columns)."""
+        return self.neighbours or self.peers
 
     def block_names(self) -> tuple[str, ...]:
         """The blocks fused, by name ("image" and "title" name a folder's default blocks)."""
@@ -101,7 +109,7 @@ class FeatureSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for name in ("blocks", "priors", "fourier", "neighbours"):  # left out when off: older saved variants compare equal
+        for name in ("blocks", "priors", "fourier", "neighbours", "peers"):  # left out when off: older saved variants compare equal
             if not d[name]:
                 del d[name]
         return d
@@ -175,18 +183,20 @@ def located(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | None) -
 
 
 def extra_columns(spec: FeatureSpec, location: np.ndarray, irish: np.ndarray | None,
-                  priors: np.ndarray | None = None, neighbours: np.ndarray | None = None) -> np.ndarray | None:
+                  priors: np.ndarray | None = None, neighbours: np.ndarray | None = None,
+                  peers: np.ndarray | None = None) -> np.ndarray | None:
     """The extra columns of `spec` for these rows, in order: `priors` (the rows' location prior columns,
-    training.location), their Fourier features, `neighbours` (their id-neighbour block,
-    training.neighbours); None when the spec has none."""
+    training.location), their Fourier features, `peers` (their peers' columns, training.peers),
+    `neighbours` (their id-neighbour block, training.neighbours; always last); None when the spec has none."""
     if not spec.has_extra:
         return None
-    for on, given, what in ((spec.priors, priors, "location prior"), (spec.neighbours, neighbours, "id-neighbour")):
+    for on, given, what in ((spec.priors, priors, "location prior"), (spec.neighbours, neighbours, "id-neighbour"),
+                            (spec.peers, peers, "peers'")):
         if on and given is None:
             raise ValueError(f"feature spec {spec.name}: the {what} columns are needed")
     parts = ([priors] if spec.priors else []) + \
         ([fourier_features(located(spec, location, irish))] if spec.fourier else []) + \
-        ([neighbours] if spec.neighbours else [])
+        ([peers] if spec.peers else []) + ([neighbours] if spec.neighbours else [])
     return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 

@@ -102,6 +102,27 @@ def training_radius(ids: np.ndarray, share: float, radius_max: float, seed: int)
     return np.where(hit, np.round(r), 0).astype(np.int64)
 
 
+def nearest_sorted(sorted_ids: np.ndarray, ids: np.ndarray, k: int,
+                   radius: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(index into `sorted_ids`, gap) of the k ids of `sorted_ids` nearest each of `ids` beyond `radius`
+    (0: any but the id itself), nearest first, ties to the lower id; index -1 and gap GAP_CAP where there
+    are fewer within GAP_CAP."""
+    q = np.asarray(ids, np.int64)
+    r = np.zeros(len(q), np.int64) if radius is None else np.asarray(radius, np.int64)
+    n = len(sorted_ids)
+    left_end = np.searchsorted(sorted_ids, q - r, "left")  # rows before it are below q - r
+    right_start = np.searchsorted(sorted_ids, q + r, "right")  # rows from it on are above q + r
+    step = np.arange(k)
+    li, ri = left_end[:, None] - 1 - step, right_start[:, None] + step
+    lok, rok = li >= 0, ri < n
+    lgap = np.where(lok, q[:, None] - sorted_ids[np.clip(li, 0, max(n - 1, 0))] if n else 0, GAP_CAP)
+    rgap = np.where(rok, sorted_ids[np.clip(ri, 0, max(n - 1, 0))] - q[:, None] if n else 0, GAP_CAP)
+    idx, gap = np.concatenate([np.where(lok, li, -1), np.where(rok, ri, -1)], 1), np.concatenate([lgap, rgap], 1)
+    take = np.argsort(gap, axis=1, kind="stable")[:, :k]
+    idx, gap = np.take_along_axis(idx, take, 1), np.minimum(np.take_along_axis(gap, take, 1), GAP_CAP)
+    return np.where(gap < GAP_CAP, idx, -1), gap  # as far as GAP_CAP or further: no neighbour
+
+
 class IdNeighbours:
     """Labelled rows sorted by id; `features(ids)` -> (N, dim) float32 (see the module)."""
 
@@ -134,23 +155,8 @@ class IdNeighbours:
         return self._cum
 
     def nearest(self, ids: np.ndarray, k: int, radius: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(index into the sorted rows, gap) of the k nearest labelled ids beyond `radius` (0: any but the
-        id itself), nearest first, ties to the lower id; index -1 and gap GAP_CAP where there are fewer
-        within GAP_CAP."""
-        q = np.asarray(ids, np.int64)
-        r = np.zeros(len(q), np.int64) if radius is None else np.asarray(radius, np.int64)
-        n = len(self.ids)
-        left_end = np.searchsorted(self.ids, q - r, "left")  # rows before it are below q - r
-        right_start = np.searchsorted(self.ids, q + r, "right")  # rows from it on are above q + r
-        step = np.arange(k)
-        li, ri = left_end[:, None] - 1 - step, right_start[:, None] + step
-        lok, rok = li >= 0, ri < n
-        lgap = np.where(lok, q[:, None] - self.ids[np.clip(li, 0, max(n - 1, 0))] if n else 0, GAP_CAP)
-        rgap = np.where(rok, self.ids[np.clip(ri, 0, max(n - 1, 0))] - q[:, None] if n else 0, GAP_CAP)
-        idx, gap = np.concatenate([np.where(lok, li, -1), np.where(rok, ri, -1)], 1), np.concatenate([lgap, rgap], 1)
-        take = np.argsort(gap, axis=1, kind="stable")[:, :k]
-        idx, gap = np.take_along_axis(idx, take, 1), np.minimum(np.take_along_axis(gap, take, 1), GAP_CAP)
-        return np.where(gap < GAP_CAP, idx, -1), gap  # as far as GAP_CAP or further: no neighbour
+        """(index into the sorted rows, gap) of the k nearest labelled ids beyond `radius` (`nearest_sorted`)."""
+        return nearest_sorted(self.ids, ids, k, radius)
 
     def _codes_at(self, idx: np.ndarray) -> np.ndarray:
         """Tag-set codes of rows `idx` (0, the empty set, where idx is -1)."""

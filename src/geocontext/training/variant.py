@@ -1,5 +1,5 @@
 """A trained variant: how its input is fused, the standardiser fitted on training rows, its location
-priors and id-neighbour block when its spec uses them, and its head.
+priors, peers (first stage and pool) and id-neighbour block when its spec uses them, and its head.
 
 Saved as a folder: model.pt (tensors only, loads with weights_only=True) and variant.json."""
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .heads import build_head, predict_proba
 from .inputs import FeatureSpec, Standardizer, extra_columns, fuse, located
 from .location import FOURIER_DIM, LocationPriors
 from .neighbours import IdNeighbours
+from .peers import Peers, new_photo_columns
 
 MODEL_FILE = "model.pt"  # tensors only: head, standardiser, location priors
 SPEC_FILE = "variant.json"  # how the input is fused, the head's shape, what the run recorded
@@ -57,6 +58,7 @@ class Variant:
     info: dict = field(default_factory=dict)
     priors: LocationPriors | None = None  # fitted on the training rows, when features.priors
     neighbours: IdNeighbours | None = None  # the labelled rows it reads, when features.neighbours
+    peers: Peers | None = None  # the first stage and the scored photos it reads, when features.peers
 
     @property
     def in_dim(self) -> int:
@@ -65,12 +67,12 @@ class Variant:
     def input_width(self, features: FeatureSet) -> int:
         """Columns `features` give this variant's spec (to compare with `in_dim`)."""
         extra = (self.priors.dim if self.priors is not None else 0) + FOURIER_DIM * self.features.fourier + \
-            (self.neighbours.dim if self.neighbours is not None else 0)
+            (self.neighbours.dim if self.neighbours is not None else 0) + (self.peers.dim if self.peers is not None else 0)
         return self.features.width(features, extra)
 
     def _fused_key(self):
         """Variants with the same spec (and the same priors and neighbours) read and fuse the inputs once."""
-        fitted = [x for x in (self.priors, self.neighbours) if x is not None]
+        fitted = [x for x in (self.priors, self.neighbours, self.peers) if x is not None]
         if not fitted:
             return self.features
         if "_fitted_digest" not in self.__dict__:
@@ -109,10 +111,12 @@ class Variant:
         key = self._fused_key()
         if key not in fused:
             priors = None if self.priors is None else self.priors.columns(located(self.features, location, irish))
-            if self.neighbours is not None and ids is None:
-                raise ValueError(f"variant {self.name!r} reads the id-neighbour block: the photos' ids are needed")
+            if self.features.reads_ids and ids is None:
+                raise ValueError(f"variant {self.name!r} reads upload neighbours: the photos' ids are needed")
             near = None if self.neighbours is None else self.neighbours.features(ids, radius)
-            extra = extra_columns(self.features, location, irish, priors, near)
+            peers = None if self.peers is None else \
+                new_photo_columns(self.peers, self.features, features, rows, location, irish, ids)
+            extra = extra_columns(self.features, location, irish, priors, near, peers)
             fused[key] = fuse(self.features, features, rows, location, irish, extra)
         raw = fused[key]  # kept as it is; standardised into a scratch array the variants share
         if raw.shape[1] != self.in_dim:
@@ -133,6 +137,8 @@ class Variant:
             state["priors"] = self.priors.state()
         if self.neighbours is not None:
             state["neighbours"] = self.neighbours.state()
+        if self.peers is not None:
+            state["peers"] = self.peers.state()
         atomic_file(folder / MODEL_FILE, lambda h: torch.save(state, h))
         spec = {"name": self.name, "features": self.features.to_dict(), "head": self.head_kind,
                 "hidden": self.hidden, "dropout": self.dropout, "in_dim": self.in_dim,
@@ -172,5 +178,9 @@ class Variant:
             raise DataError(f"{folder / MODEL_FILE}: the variant reads the id-neighbour block but its checkpoint"
                             " has none")
         neighbours = IdNeighbours.from_state(state["neighbours"]) if features.neighbours else None
+        if features.peers and "peers" not in state:
+            raise DataError(f"{folder / MODEL_FILE}: the variant reads its peers' columns but its checkpoint has"
+                            " no first stage")
+        peers = Peers.from_state(state["peers"]) if features.peers else None
         return cls(spec["name"], features, spec["head"], head, Standardizer.from_state(state["scaler"]),
-                   tuple(spec["columns"]), spec["hidden"], spec["dropout"], info, priors, neighbours)
+                   tuple(spec["columns"]), spec["hidden"], spec["dropout"], info, priors, neighbours, peers)
