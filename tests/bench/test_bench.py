@@ -54,3 +54,25 @@ def test_contention_benchmark_runs_the_same_run_alone_and_beside_a_busy_process(
     assert results["kit alone"]["wall_s"] > 0 and results["kit busy"]["linear_s"] > 0
     assert results["kit slowdown"]["wall_s"] > 0 and "load_before" in results
     assert "x slower beside one busy process" in capsys.readouterr().out
+
+
+def test_a_cached_archive_run_with_other_default_variants_is_trained_again(tmp_path, monkeypatch):
+    from geocontext.bench import archive
+    from geocontext.bench import data as bench_data
+    from geocontext.pipeline import run as run_module
+
+    names = [v.name for v in default_variants()]
+    trained = []
+    monkeypatch.setattr(bench_data, "build", lambda *a, **k: (tmp_path / "d", tmp_path / "f", None))
+
+    def fake_run(data, features, out, config):
+        trained.append([v.name for v in config.variants])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "run.json").write_text(json.dumps({"config": {"variants": [{"name": n} for n in trained[-1]]}}))
+
+    monkeypatch.setattr(run_module, "run", fake_run)
+    out = tmp_path / "archive-run-20000"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"config": {"variants": [{"name": "linear-img-txt-loc-pri-rff"}]}}))
+    assert archive.trained_run(tmp_path) == out and trained == [names]
+    assert archive.trained_run(tmp_path) == out and trained == [names]  # today's defaults: reused
