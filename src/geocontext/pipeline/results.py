@@ -80,8 +80,9 @@ def write_results(out: RunFolder, prep: Prepared, members: Members, outcome: Out
     say(f"final: {choice.name}, hold-out exact match {outcome.estimate['exact_match']:.4f} (nested estimate; "
         f"{report['final']['selection_exact_match']:.4f} within the selection)")
     for band in outcome.bands or ():
-        score = "no selection rows" if band["exact_match"] is None else f"{band['exact_match']:.4f}"
-        say(f"  {band['describe']}: {100 * band['test_share']:.1f}% of test photos, hold-out {score} on"
-            f" {band['selection_rows']} rows; {band['choice']} (chosen on {band['decided_on']})")
+        score = ("no hold-out rows" if band["exact_match"] is None
+                 else f"hold-out {band['exact_match']:.4f} on {band['selection_rows']} rows")
+        say(f"  {band['describe']}: {100 * band['test_share']:.1f}% of test photos, {score};"
+            f" {band['choice']} (chosen on {band['decided_on']})")
     say(f"submission: {submission}")
     return report
