@@ -1,4 +1,5 @@
 """The benchmark in miniature, so `make bench` cannot rot between the runs that fill BENCHMARKS.md."""
+import dataclasses
 import json
 
 from geocontext.bench.__main__ import main
@@ -68,7 +69,7 @@ def test_a_cached_archive_run_with_other_default_variants_is_trained_again(tmp_p
     def fake_run(data, features, out, config):
         trained.append([v.name for v in config.variants])
         out.mkdir(parents=True, exist_ok=True)
-        (out / "run.json").write_text(json.dumps({"config": {"variants": [{"name": n} for n in trained[-1]]}}))
+        (out / "run.json").write_text(json.dumps({"config": {"variants": [dataclasses.asdict(v) for v in config.variants]}}))
 
     monkeypatch.setattr(run_module, "run", fake_run)
     out = tmp_path / "archive-run-20000"
@@ -76,3 +77,7 @@ def test_a_cached_archive_run_with_other_default_variants_is_trained_again(tmp_p
     (out / "run.json").write_text(json.dumps({"config": {"variants": [{"name": "linear-img-txt-loc-pri-rff"}]}}))
     assert archive.trained_run(tmp_path) == out and trained == [names]
     assert archive.trained_run(tmp_path) == out and trained == [names]  # today's defaults: reused
+    made = json.loads((out / "run.json").read_text())
+    made["config"]["variants"][0]["train"]["lr"] *= 2  # same names, other settings: trained again
+    (out / "run.json").write_text(json.dumps(made))
+    assert archive.trained_run(tmp_path) == out and trained == [names, names]

@@ -88,6 +88,25 @@ def test_context_worker_finishes_the_queue_with_titles_and_its_user_agent(contex
     assert {h["User-Agent"] for h in queue.photo_headers} == {agent}
 
 
+def test_the_kits_former_json_replies_stay_an_option(context_setup, capsys):
+    """Done-when: the kit's old JSON replies stay a stand-in option, and the worker still accepts them
+    (`{"status": "ok"}` for a stored post, `{}` for an empty queue); a JSON reply that says otherwise is not."""
+    setup, demo = context_setup
+    with QueueStandIn(photos=demo, table=queue_photos(demo, 4, 900), sleep=0, json_replies=True) as queue:
+        assert ask(queue, "model=clip&offset=900")[1] == b"{}"
+        assert main(["label", "context", "--endpoint", queue.endpoint("clip"), *setup, "--loops", "2"]) == 0
+        assert queue.php.left("clip") == [] and "4 photos labelled" in capsys.readouterr().out
+        assert ask(queue, "model=clip", body=json.dumps([{"image_id": 1, "label": "Coastal", "score": 1}]).encode()) \
+            == (200, b'{"status": "ok"}')
+    from geocontext.labeller.replies import refusal
+    from geocontext.labeller.transfer import Reply
+
+    records = [{"image_id": 1}]
+    assert refusal(Reply(200, {}, b'{"status": "ok"}'), records) == refusal(Reply(200, {}, b'{"ok": true}'), records) == ""
+    assert "status: 'queued'" in refusal(Reply(200, {}, b'{"status": "queued"}'), records)
+    assert "ok: False" in refusal(Reply(200, {}, b'{"ok": false}'), records)
+
+
 def test_types_worker_against_the_real_server_and_its_errors(types_checkpoint, demo_data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with QueueStandIn(table=queue_photos(demo_data, 7, 500), sleep=0) as queue:

@@ -136,3 +136,22 @@ def test_a_value_of_the_wrong_type_names_its_field(tmp_path, config, says):
         RunConfig.from_file(path)
     message = str(err.value)
     assert message.startswith(f"{path}: not a valid run configuration (") and says in message, message
+
+
+def test_no_neighbours_drops_the_block_and_the_neighbour_set_decoder_and_nothing_else(tmp_path):
+    """`run --no-neighbours` (RunConfig.load(neighbours=False)) and config `"neighbours": false`: every variant
+    without the block (`-nb` dropped; a twin of a default kept once), the decoders without neighbour_sets."""
+    plain = RunConfig.load(None, neighbours=False)
+    assert not any(v.features.reads_ids for v in plain.variants)
+    assert [v.name for v in plain.variants] == ["linear-img-txt-loc-pri-rff", "mlp-img-txt-loc-pri-rff",
+                                                "mlp256-img-txt-loc-pri-rff"]
+    assert "neighbour_sets" not in plain.decode.decoders
+    assert plain.decode.decoders == tuple(d for d in RunConfig().decode.decoders if d != "neighbour_sets")
+    assert plain.variants[1].train == RunConfig().variants[1].train  # like for like
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"neighbours": False, "variants": {"mine": {"from": "mlp-img-txt-loc-pri-rff-nb"}}}))
+    assert "mine-without-nb" in [v.name for v in RunConfig.from_file(path).variants]
+    path.write_text(json.dumps({"neighbours": False, "variants": {
+        "linear-img-txt-loc-pri-rff": {"train": {"lr": 0.5}}}}))
+    with pytest.raises(ValueError, match="variant 'linear-img-txt-loc-pri-rff' without its block would differ"):
+        RunConfig.from_file(path)

@@ -8,6 +8,7 @@ predict's cost depends on the variants and the decoder, not on how well they wer
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -72,16 +73,15 @@ def trained_run(cache: Path, dim: int = 512, n_train: int = 20_000) -> Path:
     from . import data as bench_data
 
     out = cache / f"archive-run-{n_train}"
-    names = [v.name for v in default_variants()]
+    variants = [type(v)(v.name, v.features, TrainConfig(**{**v.train.to_dict(), "epochs": 3})) for v in default_variants()]
     if RunFolder(out).run_json.exists():
         made = json.loads(RunFolder(out).run_json.read_text())["config"]["variants"]
-        if [v["name"] for v in made] == names:
+        if made == json.loads(json.dumps([dataclasses.asdict(v) for v in variants])):  # as run.json holds them
             return out
-        say(f"{out}: trained with other default variants than today's {names}: training it again")
+        say(f"{out}: trained with other variants than today's defaults: training it again")
         shutil.rmtree(out)
     data_dir, features_dir, _ = bench_data.build(cache / "archive-train", None, seed=1, n_train=n_train, n_test=2_000,
                                                  dim=dim, log=say)
-    variants = [type(v)(v.name, v.features, TrainConfig(**{**v.train.to_dict(), "epochs": 3})) for v in default_variants()]
     run(data_dir, features_dir, out, RunConfig(variants=variants, decode=DecodeConfig(global_trials=10, per_tag_trials=10)))
     return out
 

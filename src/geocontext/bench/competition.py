@@ -18,7 +18,6 @@ after every seed. The published scores are cached per competition; runs are alwa
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import re

@@ -15,8 +15,9 @@ byte for byte where the code says; no HTTP here (standin.py serves it).
   with no rows, nothing at all: status 200, an empty body.
 - POST: the body json_decode'd; for each record in order `intval(image_id) + ": " + affected rows + "\n"`,
   the record stored with REPLACE INTO (model from the query, label, score, the request's User-Agent;
-  1 for a new row, 2 for a replaced one; the unique key taken as (photo, model, label), so a record
-  without a label, an embedding, is a new row each time). A body that is not a JSON list or object: a PHP
+  1 for a new row, 2 for a replaced one; the unique key taken as (photo, model, label)). Where the
+  embedding records go is not in that file: here, a guess, a label-less row each time (so an embeddings
+  post takes a photo out of the queue, the worker posts labels first either way). A body that is not a JSON list or object: a PHP
   warning from foreach, no lines.
 - For model names starting with "type" the rows also carry the photo's `embeddings` and `distance`
   (the code reads them from a table of its own, tmp_typev2_images; its columns are a guess)."""

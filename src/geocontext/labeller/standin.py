@@ -132,9 +132,8 @@ class QueueStandIn:
             item = self.replies.popleft() if self.replies else None
         if item is not None:
             return item if isinstance(item, Script) else Script(item)
-        if self.json_replies and not self.php.photos:
-            return Script({})
-        return Script(body=self.php.get(query, client))
+        body = self.php.get(query, client)
+        return Script({}) if self.json_replies and not body else Script(body=body)
 
     def answer_post(self, query: dict, body: bytes, headers) -> Script:
         key = (headers.get("Idempotency-Key"), query.get("idempotency_key"))

@@ -17,9 +17,12 @@ from ..console import say
 from ..data import grid
 from ..data.readers import Metadata, read_metadata, read_test_ids, read_train_labels, tag_contract
 from ..data.upload_order import upload_order_facts
+from ..decoding.bands import EDGES
 from ..embedding.blocks import check_splits_agree, open_features
 from ..embedding.features import align
 from ..errors import DataError
+
+FAR = EDGES[-1]  # the far band's edge: beyond it, a run chooses on its far view
 
 
 def _attempt(problems: list[str], step, *args):
@@ -108,8 +111,8 @@ def describe_upload_order(facts: dict) -> list[str]:
     if labelled_lift < 2:
         verdict = ("ids say nothing here (labelled neighbours share a tag set about as often as two photos at random):"
                    " a run's honest choice will likely leave the id-neighbour block and decoder out")
-    elif g["within_100"] < 0.5:
-        verdict = (f"the test is far from the labelled ids ({100 * (1 - g['within_100']):.0f}% beyond 100 ids): its"
+    elif g[f"within_{FAR}"] < 0.5:
+        verdict = (f"the test is far from the labelled ids ({100 * (1 - g[f'within_{FAR}']):.0f}% beyond {FAR} ids): its"
                    " photos' nearest labelled ids would carry their set about"
                    f" {100 * facts['test_expected_same_set']:.1f}% of the time ({lift:.1f}x random); a run chooses for"
                    " them on hold-out rows made as far off (its far band)")

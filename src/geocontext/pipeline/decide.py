@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..decoding.bands import Banded
+from ..decoding.bands import Banded, band_of
 from ..decoding.select import Choice
 from ..training.neighbours import Excluding, IdNeighbours
 from .bands import banded_choice
@@ -69,5 +69,6 @@ def decide(prep: Prepared, out: RunFolder, members: Members, config: RunConfig, 
         refit_members(prep, config.max_tags, config.seed, out, members, choice.members, timings)
         timings["refit"] = time.perf_counter() - t
     test_probs = [members.test_probs[m] for m in choice.members]
-    return Outcome(choice, candidates, estimate, predicted, choice.decode(test_probs, prep.test_ids),
-                   choice.combine(test_probs, prep.test_ids), prep.labelled, bands, selection_bands)
+    test_bands = band_of(prep.test_gaps)  # the test photos' gaps, measured once in prepare
+    return Outcome(choice, candidates, estimate, predicted, choice.decode(test_probs, prep.test_ids, test_bands),
+                   choice.combine(test_probs, prep.test_ids, test_bands), prep.labelled, bands, selection_bands)

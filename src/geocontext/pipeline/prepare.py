@@ -153,7 +153,7 @@ def prepare(data_dir, features_dir, out: str | Path, holdout_fraction: float = 0
     labelled = IdNeighbours.fit(labels.ids, labels.y)
     test_gaps, held = labelled.gaps(test_ids), labels.ids[holdout]
     radius = np.zeros(len(labels.ids), np.int64)
-    radius[holdout] = matched_radius(held, labelled.nearest(held, MATCH_NEIGHBOURS)[1], test_gaps, seed)
+    radius[holdout] = matched_radius(held, labelled.gaps(held, k=MATCH_NEIGHBOURS), test_gaps, seed)
     far = far_view(labelled, labels.ids, holdout & ~stop, radius, seed)
     folder = RunFolder(out)
     folder.path.mkdir(parents=True, exist_ok=True)

@@ -88,9 +88,10 @@ def predict_chunks(variants: dict[str, Variant], choice: Choice | Banded, inputs
                 if tags is None:
                     tags = np.empty((n, probs[0].shape[1]), dtype=np.uint8)
                     out = None if part_file is None else _npy_writer(part_file, (n, probs[0].shape[1]))
-                combined = choice.combine(probs, inputs.ids[part])
+                bands = choice.bands(inputs.ids[part]) if isinstance(choice, Banded) else None  # gaps once a chunk
+                combined = choice.combine(probs, inputs.ids[part], bands)
                 check_probabilities(combined, inputs.ids[part], source)
-                tags[part] = choice.decode(probs, inputs.ids[part])
+                tags[part] = choice.decode(probs, inputs.ids[part], bands)
                 if out is not None:
                     out.write(np.ascontiguousarray(combined, dtype="<f4").tobytes())
                 release(inputs.features)

@@ -25,7 +25,7 @@ from ..training.inputs import (
 from ..training.location import LocationPriors, fit_priors
 from ..training.neighbours import GAP_CAP, IdNeighbours, fit_neighbours
 from ..training.peers import Peers, fit_peers, own_spec
-from .honest import matched_radius
+from .honest import MATCH_NEIGHBOURS, matched_radius
 from .prepare import Prepared
 
 
@@ -52,7 +52,7 @@ def peer_radius(prep: Prepared, peers: Peers, seed: int) -> np.ndarray:
     """int64 over the hold-out rows: each ignores the photos within it, so that the hold-out's gaps to the
     nearest other photo of any split follow the test photos' (pipeline.honest.matched_radius)."""
     held = prep.labels.ids[prep.holdout]
-    return matched_radius(held, peers.gaps(held), peers.gaps(prep.test_ids), seed)
+    return matched_radius(held, peers.gaps(held, k=MATCH_NEIGHBOURS), peers.gaps(prep.test_ids), seed)
 
 
 def spec_inputs(prep: Prepared, spec: FeatureSpec, learn: np.ndarray,

@@ -102,6 +102,17 @@ def training_radius(ids: np.ndarray, share: float, radius_max: float, seed: int)
     return np.where(hit, np.round(r), 0).astype(np.int64)
 
 
+def nearest_gaps(sorted_ids: np.ndarray, ids: np.ndarray, k: int = 1,
+                 radius: np.ndarray | None = None) -> np.ndarray:
+    """`nearest_sorted`'s gaps, `_CHUNK` query rows at a time: int64 over `ids` for k = 1, else (N, k)."""
+    q = np.asarray(ids, np.int64)
+    r = None if radius is None else np.asarray(radius, np.int64)
+    out = np.empty((len(q), k), np.int64)
+    for s in range(0, len(q), _CHUNK):
+        out[s:s + _CHUNK] = nearest_sorted(sorted_ids, q[s:s + _CHUNK], k, None if r is None else r[s:s + _CHUNK])[1]
+    return out[:, 0] if k == 1 else out
+
+
 def nearest_sorted(sorted_ids: np.ndarray, ids: np.ndarray, k: int,
                    radius: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(index into `sorted_ids`, gap) of the k ids of `sorted_ids` nearest each of `ids` beyond `radius`
@@ -231,15 +242,10 @@ class IdNeighbours:
             gaps[s:s + _CHUNK] = gap
         return codes, gaps
 
-    def gaps(self, ids: np.ndarray, radius: np.ndarray | None = None) -> np.ndarray:
+    def gaps(self, ids: np.ndarray, radius: np.ndarray | None = None, k: int = 1) -> np.ndarray:
         """int64 gap from each photo to its nearest labelled id beyond `radius` (its own id never counts),
-        GAP_CAP where there is none within GAP_CAP."""
-        q = np.asarray(ids, np.int64)
-        out = np.empty(len(q), np.int64)
-        for s in range(0, len(q), _CHUNK):
-            r = None if radius is None else np.asarray(radius, np.int64)[s:s + _CHUNK]
-            out[s:s + _CHUNK] = self.nearest(q[s:s + _CHUNK], 1, r)[1][:, 0]
-        return out
+        GAP_CAP where there is none within GAP_CAP; (N, k) gaps, nearest first, for k > 1 (`nearest_gaps`)."""
+        return nearest_gaps(self.ids, ids, k, radius)
 
     def digest(self) -> str:
         """Names the fitted rows and settings: two variants with equal blocks share one fused input."""

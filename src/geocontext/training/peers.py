@@ -36,7 +36,7 @@ import torch
 from ..embedding.features import FeatureSet
 from ..hashing import content_digest
 from .inputs import FeatureSpec, extra_columns, fuse
-from .neighbours import nearest_sorted, training_radius
+from .neighbours import nearest_gaps, nearest_sorted, training_radius
 
 _CHUNK = 32_768  # rows fused or read at a time
 _DROP_SEED = 0x2545F491  # added to the run's seed: the learners' peer radius is hashed apart from the label block's
@@ -171,14 +171,9 @@ class Peers:
         return Peers(self.first, np.concatenate([self.ids, ids[new]]),
                      np.concatenate([self.scores, np.asarray(scores, np.float16)[new]]), self.spec)
 
-    def gaps(self, ids: np.ndarray, radius: np.ndarray | None = None) -> np.ndarray:
-        """int64 gap from each photo to its nearest other photo of the pool beyond `radius`."""
-        q = np.asarray(ids, np.int64)
-        out = np.empty(len(q), np.int64)
-        for s in range(0, len(q), _CHUNK):
-            r = None if radius is None else np.asarray(radius, np.int64)[s:s + _CHUNK]
-            out[s:s + _CHUNK] = nearest_sorted(self.ids, q[s:s + _CHUNK], 1, r)[1][:, 0]
-        return out
+    def gaps(self, ids: np.ndarray, radius: np.ndarray | None = None, k: int = 1) -> np.ndarray:
+        """int64 gap from each photo to its nearest other photo of the pool beyond `radius`; (N, k) for k > 1."""
+        return nearest_gaps(self.ids, ids, k, radius)
 
     def _encode(self, lo: int, hi: int, q: np.ndarray, r: np.ndarray, prior: np.ndarray) -> np.ndarray:
         s = self.spec
