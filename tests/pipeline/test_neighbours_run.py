@@ -52,12 +52,14 @@ def test_ids_that_say_nothing_cost_nothing(tmp_path):
     assert cands["linear-nb / label_set"]["exact_match"] >= plain - 0.03
 
 
-def test_predict_rebuilds_the_peers_from_the_run_folder(tmp_path):
-    """A run whose only variant reads its peers' columns (training.peers): `predict` scores the test photos
-    with the saved first stage, reads the saved pool with them and gives the submission's tags."""
+@pytest.mark.parametrize("peers", [True, "content"])
+def test_predict_rebuilds_the_peers_from_the_run_folder(tmp_path, peers):
+    """A run whose only variant reads its peers' columns (training.peers; their scores or their content):
+    `predict` scores the test photos with the saved first stage, reads the saved pool with them and gives
+    the submission's tags."""
     data, features, solution = uploads(tmp_path, shuffled=False)
     train = TrainConfig(head="linear", epochs=12, lr=3e-2)
-    spec = FeatureSpec(("image", "title"), peers=True)
+    spec = FeatureSpec(("image", "title"), peers=peers)
     settings = replace(config(decoders=("0.5", "label_set")), variants=[VariantConfig("linear-pr", spec, train)])
     report = run(data, features, tmp_path / "run", settings)
     assert report["final"]["name"].startswith("linear-pr")

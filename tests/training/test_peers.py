@@ -125,3 +125,44 @@ def test_a_batch_reads_its_own_photos_and_the_state_round_trips(tmp_path):
     assert (batch.gaps(far) < 10).all() and (again.gaps(far) > 1_000_000).all()
     with pytest.raises(ValueError):
         PeerSpec(blocks=1)
+
+
+CONTENT = FeatureSpec(("image", "title"), peers="content")
+
+
+def test_content_peers_read_no_label(tmp_path):
+    """Lever 2 (peers="content"): the first stage is the inputs' principal components. Labels dealt out at
+    random change no score and no column of any row, learner or not."""
+    ids, y, test, labelled, tested, rng = world(tmp_path, 8, 0.5)
+    learn = rng.uniform(size=len(labelled.ids)) < 0.8
+    radius = np.zeros(len(labelled.ids), np.int64)
+    noise = (rng.uniform(size=(len(labelled.ids), T)) < 0.5).astype(np.uint8)
+    got = [fit_peers(CONTENT, labelled, labels, learn, tested) for labels in (y[~test], noise)]
+    assert np.array_equal(got[0].scores, got[1].scores)
+    for g in got:
+        assert g.first.edges.size == 0 and g.n_tags == 2 * (T + 1)  # one block; every input dimension kept
+    assert np.array_equal(got[0].labelled_columns(labelled.ids, learn, radius, 0),
+                          got[1].labelled_columns(labelled.ids, learn, radius, 0))
+
+
+def test_content_peers_say_what_a_run_looks_like(tmp_path):
+    """A photo's image is its run's tag set plus much noise: the mean components of its 4 nearest peers
+    follow the run's noise-free components far better than the photo's own do; a photo with no peer near
+    reads zeros (the training rows' mean)."""
+    ids, y, test, labelled, tested, _ = world(tmp_path, 10, 1.2, n=8000)
+    peers = fit_peers(CONTENT, labelled, y[~test], np.ones(len(labelled.ids), bool), tested, PeerSpec(components=T))
+    clean = y[test] / np.linalg.norm(y[test], axis=1, keepdims=True)
+    truth = clean @ peers.first.weights[0][:T]  # the image block's share of each component, noise-free
+    own = peers.scores[np.searchsorted(peers.ids, tested.ids)].astype(np.float32)
+    k4 = peers.columns(tested.ids)[:, 2 * (T + 1):3 * (T + 1) - 1]
+    corr = lambda s: np.mean([np.corrcoef(s[:, j], truth[:, j])[0, 1] for j in range(T)])  # noqa: E731
+    assert corr(k4) > corr(own) + 0.1
+    alone = peers.columns(tested.ids[:5], np.full(5, 1 << 20))
+    assert np.array_equal(alone[:, :T], np.zeros((5, T)))
+
+
+def test_the_feature_spec_names_each_kind_of_peers():
+    assert FeatureSpec(peers="content").name.endswith("-prc") and FeatureSpec(peers=True).name.endswith("-pr")
+    assert FeatureSpec(peers="scores") == FeatureSpec(peers=True)
+    with pytest.raises(ValueError, match="features.peers"):
+        FeatureSpec(peers="labels")

@@ -9,7 +9,8 @@ RunConfig
                     fourier (random Fourier features of the location; training.location),
                     neighbours (the id-neighbour block: the labelled photos uploaded nearby; training.neighbours),
                     peers (the peers' columns: a first stage's scores of the photos uploaded nearby, labelled
-                    or not, read leak-free; training.peers)
+                    or not, read leak-free; "content": what those photos look like, no label read;
+                    training.peers)
       train         training.config.TrainConfig: head (linear, mlp), hidden, dropout, mixup_alpha, label_smoothing, epochs,
                     batch_size, min_steps_per_epoch, lr, weight_decay, patience, seed,
                     input_dtype (how inputs are held in memory: auto, bf16, fp32; formerly `precision`)

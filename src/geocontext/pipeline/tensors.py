@@ -42,7 +42,7 @@ class SpecInputs:
 
 def run_peers(prep: Prepared, spec: FeatureSpec) -> Peers:
     """The run's first stage on `spec`'s own-content inputs and its pool (fitted once, on prep.fit_rows)."""
-    key = ("peers", own_spec(spec))
+    key = ("peers", spec.peers, own_spec(spec))
     if key not in prep.memo:
         prep.memo[key] = fit_peers(spec, prep.train, prep.labels.y, prep.fit_rows, prep.test)
     return prep.memo[key]

@@ -73,8 +73,9 @@ def default_variants() -> list[VariantConfig]:
     honest choice has heads that never read them (issue 30: there the best head without the block was
     linear). Each runs 16 epochs of its cosine schedule and MixUp is left out, so that at full size on 2
     cores without bf16 units the run stays under 20 minutes (the MLP's hold-out exact match at 0.5 was
-    0.4319 after 16 epochs, 0.4309 after 30; BENCHMARKS.md, sections 11 and 13). Peers (FeatureSpec.peers),
-    a 30-epoch linear head and MixUp on the MLP were measured against these and left out (section 17)."""
+    0.4319 after 16 epochs, 0.4309 after 30; BENCHMARKS.md, sections 11 and 13). Peers (FeatureSpec.peers,
+    their scores or their content), a 30-epoch linear head and MixUp on the MLP were measured against these
+    and left out (section 17)."""
     spec, plain = FeatureSpec(priors=True, fourier=True, neighbours=True), FeatureSpec(priors=True, fourier=True)
     return [
         VariantConfig("linear-img-txt-loc-pri-rff-nb", spec, TrainConfig(head="linear", lr=1e-2, epochs=16)),

@@ -34,8 +34,9 @@ class FeatureSpec:
     the location after them. neighbours=True adds, last, the id-neighbour block of training.neighbours
     (what the labelled photos uploaded just before and after were tagged; needs the photos' ids).
     peers=True adds, before that block, the peers' columns of training.peers (what a first-stage model
-    makes of the photos uploaded just before and after, labelled or not). All four are `extra` columns
-    (`extra_columns`), computed beside the fused blocks.
+    makes of the photos uploaded just before and after, labelled or not); peers="content" adds instead
+    what those photos look like (their own content's principal components: no label read; issue 32's
+    lever 2). All four are `extra` columns (`extra_columns`), computed beside the fused blocks.
     """
 
     modalities: tuple[str, ...] = MODALITIES
@@ -47,7 +48,7 @@ class FeatureSpec:
     priors: bool = False
     fourier: bool = False
     neighbours: bool = False
-    peers: bool = False
+    peers: bool | str = False  # False, True (a first stage's scores) or "content" (see above)
 
     def __post_init__(self):
         object.__setattr__(self, "modalities", name_list("features.modalities", self.modalities, MODALITIES))
@@ -57,9 +58,13 @@ class FeatureSpec:
             raise ValueError(f"features.modalities must keep the order {MODALITIES}, got {self.modalities}")
         if self.unknown not in ("flag", "zero"):
             raise ValueError(f"features.unknown must be 'flag' or 'zero', got {self.unknown!r}")
-        for name in ("l2_normalize", "irish_grid", "zero_location", "priors", "fourier", "neighbours", "peers"):
+        for name in ("l2_normalize", "irish_grid", "zero_location", "priors", "fourier", "neighbours"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"features.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.peers == "scores":
+            object.__setattr__(self, "peers", True)
+        if not (isinstance(self.peers, bool) or self.peers == "content"):
+            raise ValueError(f"features.peers must be true, false, \"scores\" or \"content\", got {self.peers!r}")
         if self.encodes_location and ("location" not in self.modalities or self.zero_location):
             raise ValueError("features.priors and features.fourier need the location modality (and zero_location false)")
         object.__setattr__(self, "blocks", name_list("features.blocks", self.blocks))
@@ -71,7 +76,8 @@ class FeatureSpec:
 
     @property
     def name(self) -> str:
-        encoders = ["pri"] * self.priors + ["rff"] * self.fourier + ["pr"] * self.peers + ["nb"] * self.neighbours
+        peers = ["pr" if self.peers is True else "prc"] if self.peers else []
+        encoders = ["pri"] * self.priors + ["rff"] * self.fourier + peers + ["nb"] * self.neighbours
         if not self.blocks:
             return "-".join([SHORT[m] for m in self.modalities] + encoders)
         parts = [SHORT[b.split("@")[0]] + b[len(b.split("@")[0]):] for b in self.blocks]
@@ -85,12 +91,12 @@ class FeatureSpec:
     @property
     def has_extra(self) -> bool:
         """Whether the input ends with extra columns: location encoders, peers, the id-neighbour block."""
-        return self.encodes_location or self.neighbours or self.peers
+        return bool(self.encodes_location or self.neighbours or self.peers)
 
     @property
     def reads_ids(self) -> bool:
         """Whether the input reads the photos' ids (the id-neighbour block, the peers' columns)."""
-        return self.neighbours or self.peers
+        return bool(self.neighbours or self.peers)
 
     def block_names(self) -> tuple[str, ...]:
         """The blocks fused, by name ("image" and "title" name a folder's default blocks)."""

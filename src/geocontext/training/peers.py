@@ -14,6 +14,11 @@ are not. Two stages:
    tag shares with `strength` pseudo-photos), plus log(1 + gap) of the k-th: beside the id-neighbour
    block's labelled sets (training.neighbours) in a second-stage head.
 
+Lever 2, "what the neighbours look like" (FeatureSpec.peers == "content"): the first stage is no model of
+the tags but the principal components of the own-content inputs (`FirstStage.principal`, one block, no
+label read at all), so the same pool and columns carry the neighbours' image and title, summarised in
+`PeerSpec.components` columns, to the photos of Geograph's archive, whose labelled neighbours are far.
+
 Leak-free by construction: a photo's scores never come from a model that saw a label of its own block. A
 *learner* (a row a head is trained on) reads only the photos of its own block (`own_block`), so no score
 it reads was made with its label; hold-out and test photos read any photo (no first-stage model saw their
@@ -53,14 +58,16 @@ class PeerSpec:
     tau: float = 16.0  # gap at which a peer weighs half
     dropout: float = 0.5  # share of learners given an exclusion radius
     radius_max: float = 4096.0  # their radius: log-uniform in [1, radius_max]
+    components: int = 48  # principal components kept by the content first stage (lever 2)
 
     def __post_init__(self):
         object.__setattr__(self, "nearest", tuple(sorted(int(k) for k in self.nearest)))
         if not self.nearest or min(self.nearest) < 1 or self.blocks < 2:
             raise ValueError("peers: at least one nearest count >= 1 and at least 2 id blocks")
         if not (self.ridge > 0 and self.strength > 0 and self.tau > 0 and 0 <= self.dropout <= 1
-                and self.radius_max >= 1):
-            raise ValueError("peers: ridge, strength and tau must be > 0, dropout in [0, 1], radius_max >= 1")
+                and self.radius_max >= 1 and self.components >= 1):
+            raise ValueError("peers: ridge, strength and tau must be > 0, dropout in [0, 1], radius_max and"
+                             " components >= 1")
 
     def to_state(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -129,6 +136,21 @@ class FirstStage:
             weights.append(np.linalg.solve(g + np.diag(penalty), c))
             prior.append(c[-1] / n)
         return cls(edges, np.stack(weights), np.stack(prior))
+
+    @classmethod
+    def principal(cls, chunks, components: int) -> "FirstStage":
+        """Lever 2: the top `components` principal components of the inputs in `chunks` (start, [x, 1]),
+        centred; one block (no edges), so every photo reads every other. No label is read."""
+        gram = None
+        for _, xa in chunks:
+            t = torch.from_numpy(xa).double()
+            gram = t.T @ t if gram is None else gram + t.T @ t
+        g = gram.numpy()
+        n, mean = g[-1, -1], g[-1, :-1] / g[-1, -1]
+        _, vectors = np.linalg.eigh(g[:-1, :-1] / n - np.outer(mean, mean))  # ascending eigenvalues
+        top = vectors[:, ::-1][:, :min(components, len(mean))]
+        weights = np.concatenate([top, -(mean @ top)[None]], axis=0)  # the ones column centres the inputs
+        return cls(np.empty(0, np.int64), weights[None], np.zeros((1, top.shape[1])))
 
     def scores(self, chunks, ids: np.ndarray) -> np.ndarray:
         """float16 (N, tags): photos `ids` (chunks (start, [x, 1]) of their inputs, in order), each from its
@@ -247,12 +269,16 @@ class Split(Protocol):
 
 def fit_peers(spec: FeatureSpec, labelled: Split, y: np.ndarray, learn: np.ndarray, test: Split,
               settings: PeerSpec = PeerSpec()) -> Peers:
-    """The first stage fitted on the `labelled` rows `learn` (bool) with labels `y`, and the pool of every
-    labelled and test photo scored by it."""
+    """The first stage fitted on the `labelled` rows `learn` (bool) with labels `y` (`spec.peers` True) or
+    the principal components of their inputs ("content", `y` unread), and the pool of every labelled and
+    test photo scored by it."""
     rows = np.flatnonzero(learn)
     irish = None if labelled.irish is None else labelled.irish[rows]
     chunks = own_inputs(spec, labelled.features, labelled.rows[rows], labelled.location[rows], irish)
-    first = FirstStage.fit(chunks, labelled.ids[rows], np.asarray(y)[rows], settings)
+    if spec.peers == "content":
+        first = FirstStage.principal(chunks, settings.components)
+    else:
+        first = FirstStage.fit(chunks, labelled.ids[rows], np.asarray(y)[rows], settings)
     scored = [first.scores(own_inputs(spec, s.features, s.rows, s.location, s.irish), s.ids) for s in (labelled, test)]
     return Peers(first, np.concatenate([labelled.ids, test.ids]), np.concatenate(scored), settings)
 
