@@ -54,3 +54,23 @@ def test_saved_and_rebuilt_with_the_runs_neighbours():
     _, decoder = fitted(ids, y, probs, half)
     back = decoder_from_dict(decoder.to_dict(), T, IdNeighbours.fit(ids, y))
     assert np.array_equal(back.decode(probs, ids), decoder.decode(probs, ids))
+
+
+def test_the_grid_search_scores_each_setting_as_decoding_would():
+    """`fit` scores each setting from which candidate is right, not from decoded sets: on every setting of
+    the grid that must equal the exact match of the sets `decode` gives, ties and no-neighbour rows included."""
+    import itertools
+
+    from geocontext.decoding import neighbour_sets as ns
+
+    ids, y, probs = labelled(3000, runs=True, seed=3)
+    ids = ids * np.random.default_rng(3).integers(1, 40, len(ids)).cumsum()  # uneven gaps
+    half = ids % 2 == 0
+    base = LabelSetDecoder.from_labels(y[half], 100).with_settings(0.0, None, 0.5)
+    probe = NeighbourSetDecoder(base, 0.0, 0.0, 0.0, 0, 8, IdNeighbours.fit(ids[half], y[half]))
+    scored = probe._scored(probs[~half], ids[~half])
+    fast = scored.exact_match(y[~half])
+    grid = list(itertools.product(ns.BONUS, ns.PER_LOG_GAP, ns.PER_AGREEING, ns.MAX_GAP))
+    got = np.array([fast(*s) for s in grid])
+    want = np.array([exact(scored.decode(*s), y[~half]) for s in grid])
+    assert np.array_equal(got, want) and len(np.unique(want)) > 10
